@@ -1,0 +1,347 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/apimeter/apimeter/store/chdb"
+)
+
+// EmbeddedConfig configures the embedded engine.
+type EmbeddedConfig struct {
+	// Path is the data directory. Required.
+	Path string
+	// Database is the database statements run in. Default: "default".
+	Database string
+	// LibPath is libchdb.so's path. Default: chdb.LibraryPath().
+	LibPath string
+	// Conns is the number of connections kept open. Default: 4.
+	Conns int
+}
+
+// closeWait bounds how long Close waits for connections in use.
+const closeWait = 10 * time.Second
+
+// ErrDataDirLocked reports a data directory another process has open.
+var ErrDataDirLocked = errors.New("the embedded ClickHouse engine admits one process per data directory")
+
+// Embedded is the driver for the engine running inside this process.
+type Embedded struct {
+	lib   *chdb.Lib
+	path  string
+	db    string
+	conns []*chdb.Conn
+	pool  chan *chdb.Conn
+
+	closeOnce sync.Once
+}
+
+// OpenEmbedded loads libchdb and opens cfg.Conns connections on cfg.Path.
+func OpenEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("store: embedded engine needs a data directory")
+	}
+	if cfg.Database == "" {
+		cfg.Database = "default"
+	}
+	if cfg.Conns <= 0 {
+		cfg.Conns = 4
+	}
+	lib, err := chdb.Load(cfg.LibPath)
+	if err != nil {
+		return nil, err
+	}
+	path, err := filepath.Abs(cfg.Path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(path, 0o750); err != nil {
+		return nil, fmt.Errorf("store: data directory: %w", err)
+	}
+	// The process's own engine holds the directory's lock too; only another
+	// process's lock is an error.
+	if dir, n := lib.EngineDir(); n == 0 || dir != path {
+		if err := checkDataDirFree(path); err != nil {
+			return nil, err
+		}
+	}
+	e := &Embedded{lib: lib, path: path, db: cfg.Database, pool: make(chan *chdb.Conn, cfg.Conns)}
+	for i := 0; i < cfg.Conns; i++ {
+		c, err := lib.Connect(path)
+		if err != nil {
+			e.Close()
+			if lerr := checkDataDirFree(path); lerr != nil {
+				return nil, lerr
+			}
+			return nil, fmt.Errorf("store: open embedded engine in %s: %w", path, err)
+		}
+		e.conns = append(e.conns, c)
+		if i == 0 && cfg.Database != "default" {
+			if _, err := c.Query([]byte("CREATE DATABASE IF NOT EXISTS "+quoteIdent(cfg.Database)), "TSV", nil); err != nil {
+				e.Close()
+				return nil, engineError(err)
+			}
+		}
+		if _, err := c.Query([]byte("USE "+quoteIdent(cfg.Database)), "TSV", nil); err != nil {
+			e.Close()
+			return nil, engineError(err)
+		}
+		e.pool <- c
+	}
+	return e, nil
+}
+
+// Kind implements Driver.
+func (e *Embedded) Kind() string { return "chdb" }
+
+// Path is the data directory.
+func (e *Embedded) Path() string { return e.path }
+
+// EngineVersion is the engine library's version.
+func (e *Embedded) EngineVersion() string { return e.lib.EngineVersion() }
+
+func (e *Embedded) acquire(ctx context.Context) (*chdb.Conn, error) {
+	select {
+	case c := <-e.pool:
+		return c, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (e *Embedded) release(c *chdb.Conn) { e.pool <- c }
+
+func chdbParams(params []Param) []chdb.Param {
+	if len(params) == 0 {
+		return nil
+	}
+	out := make([]chdb.Param, len(params))
+	for i, p := range params {
+		out[i] = chdb.Param{Name: p.Name, Value: p.wire()}
+	}
+	return out
+}
+
+// Exec implements Driver.
+func (e *Embedded) Exec(ctx context.Context, query string, params ...Param) error {
+	c, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.release(c)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err = c.Query([]byte(query), "TSV", chdbParams(params))
+	return engineError(err)
+}
+
+// Query implements Driver. The connection stays with the rows until they
+// are closed.
+func (e *Embedded) Query(ctx context.Context, query string, params ...Param) (Rows, error) {
+	c, err := e.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.StreamQuery([]byte(query), "RowBinaryWithNamesAndTypes", chdbParams(params))
+	if err != nil {
+		e.release(c)
+		return nil, engineError(err)
+	}
+	r := &embeddedRows{ctx: ctx, stream: s, release: func() { e.release(c) }}
+	// Read the first chunk now: its header names the columns, and an
+	// error in the statement surfaces here rather than at Next.
+	if !r.nextChunk() {
+		r.Close()
+		if r.err != nil {
+			return nil, r.err
+		}
+		// A statement with no result set (DDL sent through Query).
+		return emptyRows{}, nil
+	}
+	return r, nil
+}
+
+// Insert implements Driver: the block goes to the engine as one INSERT in
+// the Native format.
+func (e *Embedded) Insert(ctx context.Context, table string, b *Block, opts InsertOptions) error {
+	q, err := insertPrefix(table, b, opts)
+	if err != nil {
+		return err
+	}
+	data, err := b.AppendNative(nil)
+	if err != nil {
+		return err
+	}
+	c, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.release(c)
+	if _, err := c.Insert(string(q), "Native", data); err != nil {
+		return fmt.Errorf("insert into %s: %w", table, engineError(err))
+	}
+	return nil
+}
+
+// insertPrefix renders "INSERT INTO t (cols) SETTINGS …" for both drivers.
+func insertPrefix(table string, b *Block, opts InsertOptions) ([]byte, error) {
+	if !validTable(table) {
+		return nil, fmt.Errorf("store: invalid table name %q", table)
+	}
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	q := []byte("INSERT INTO " + table + " (" + b.ColumnNames() + ")")
+	if opts.DedupToken != "" {
+		if !validToken(opts.DedupToken) {
+			return nil, fmt.Errorf("store: invalid deduplication token %q", opts.DedupToken)
+		}
+		q = append(q, " SETTINGS insert_deduplicate = 1, insert_deduplication_token = '"+opts.DedupToken+"', deduplicate_blocks_in_dependent_materialized_views = 1"...)
+	}
+	return q, nil
+}
+
+func validTable(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Ping implements Driver.
+func (e *Embedded) Ping(ctx context.Context) error {
+	return e.Exec(ctx, "SELECT 1")
+}
+
+// Close implements Driver. Closing the last connection shuts the engine
+// down; the process should not open it again afterwards.
+func (e *Embedded) Close() error {
+	var err error
+	e.closeOnce.Do(func() {
+		// Wait a while for borrowed connections so none is closed
+		// mid-statement; one still held after that (rows never closed) is
+		// left to the process's exit.
+		deadline := time.After(closeWait)
+		free := make([]*chdb.Conn, 0, len(e.conns))
+	wait:
+		for range e.conns {
+			select {
+			case c := <-e.pool:
+				free = append(free, c)
+			case <-deadline:
+				err = fmt.Errorf("store: %d engine connections still in use at close", len(e.conns)-len(free))
+				break wait
+			}
+		}
+		for _, c := range free {
+			c.Close()
+		}
+	})
+	return err
+}
+
+type embeddedRows struct {
+	ctx     context.Context
+	stream  *chdb.Stream
+	release func()
+	in      binReader
+	names   []string
+	types   []string
+	dec     []decodeFn
+	vals    []any
+	err     error
+	closed  bool
+}
+
+func (r *embeddedRows) Columns() []string { return r.names }
+func (r *embeddedRows) Types() []string   { return r.types }
+func (r *embeddedRows) Values() []any     { return r.vals }
+func (r *embeddedRows) Err() error        { return r.err }
+
+func (r *embeddedRows) Next() bool {
+	if r.closed || r.err != nil {
+		return false
+	}
+	for !r.in.more() {
+		if !r.nextChunk() {
+			r.Close()
+			return false
+		}
+	}
+	for i, d := range r.dec {
+		v, err := d(&r.in)
+		if err != nil {
+			r.err = fmt.Errorf("store: decode column %s: %w", r.names[i], err)
+			r.Close()
+			return false
+		}
+		r.vals[i] = v
+	}
+	return true
+}
+
+// nextChunk fetches the next chunk and reads its header; false at the end
+// of the stream or on error (r.err). The context is checked between chunks
+// so a cancelled request stops the query.
+func (r *embeddedRows) nextChunk() bool {
+	if err := r.ctx.Err(); err != nil {
+		r.err = err
+		return false
+	}
+	b, err := r.stream.Next()
+	if err != nil {
+		r.err = engineError(err)
+		return false
+	}
+	if b == nil {
+		return false
+	}
+	r.in = binReader{p: b}
+	names, types, dec, err := readHeader(&r.in)
+	if err != nil {
+		r.err = fmt.Errorf("store: result header: %w", err)
+		return false
+	}
+	if r.dec == nil {
+		r.names, r.types, r.dec = names, types, dec
+		r.vals = make([]any, len(names))
+	} else if !slices.Equal(types, r.types) {
+		r.err = fmt.Errorf("store: result types changed between chunks: %v then %v", r.types, types)
+		return false
+	}
+	return true
+}
+
+func (r *embeddedRows) Scan(dest ...any) error { return scanRow(r.names, r.vals, dest) }
+
+func (r *embeddedRows) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.stream.Close()
+	r.release()
+	return nil
+}
+
+type emptyRows struct{}
+
+func (emptyRows) Columns() []string { return nil }
+func (emptyRows) Types() []string   { return nil }
+func (emptyRows) Values() []any     { return nil }
+func (emptyRows) Next() bool        { return false }
+func (emptyRows) Scan(...any) error { return errors.New("store: no rows") }
+func (emptyRows) Err() error        { return nil }
+func (emptyRows) Close() error      { return nil }
