@@ -1,0 +1,150 @@
+package ingest
+
+import "github.com/apimeter/apimeter/store"
+
+// Record types.
+const (
+	TypeAPICall = "api_call"
+	TypeFeature = "feature"
+)
+
+// Record is one usage record as stored: an API call, or a metered use of a
+// feature (Type "feature": Feature and Quantity instead of the HTTP fields).
+type Record struct {
+	ID             string
+	Type           string
+	EventTimeMs    int64 // Unix milliseconds
+	IngestedAtMs   int64 // when the ingester read it, Unix milliseconds
+	TenantID       string
+	UserID         string
+	APIKeyID       string
+	Endpoint       string
+	Method         string
+	StatusCode     uint16
+	ResponseTimeUs uint64
+	RequestBytes   uint64
+	ResponseBytes  uint64
+	Metadata       map[string]string
+	Feature        string
+	Quantity       float64
+	Topic          string
+	Partition      int32
+	Offset         int64
+}
+
+// UsageColumns accumulates API-call records by column for usage_events.
+type UsageColumns struct {
+	id, tenant, user, key, endpoint, method, topic []string
+	eventTime, ingestedAt, offset                  []int64
+	status                                         []uint16
+	rt, reqBytes, respBytes                        []uint64
+	meta                                           []map[string]string
+	partition                                      []int32
+}
+
+// Append adds one record.
+func (c *UsageColumns) Append(r *Record) {
+	c.id = append(c.id, r.ID)
+	c.eventTime = append(c.eventTime, r.EventTimeMs)
+	c.ingestedAt = append(c.ingestedAt, r.IngestedAtMs)
+	c.tenant = append(c.tenant, r.TenantID)
+	c.user = append(c.user, r.UserID)
+	c.key = append(c.key, r.APIKeyID)
+	c.endpoint = append(c.endpoint, r.Endpoint)
+	c.method = append(c.method, r.Method)
+	c.status = append(c.status, r.StatusCode)
+	c.rt = append(c.rt, r.ResponseTimeUs)
+	c.reqBytes = append(c.reqBytes, r.RequestBytes)
+	c.respBytes = append(c.respBytes, r.ResponseBytes)
+	c.meta = append(c.meta, r.Metadata)
+	c.topic = append(c.topic, r.Topic)
+	c.partition = append(c.partition, r.Partition)
+	c.offset = append(c.offset, r.Offset)
+}
+
+// Len is the number of records held.
+func (c *UsageColumns) Len() int { return len(c.id) }
+
+// Reset empties the columns, keeping their memory.
+func (c *UsageColumns) Reset() {
+	c.id, c.tenant, c.user, c.key = c.id[:0], c.tenant[:0], c.user[:0], c.key[:0]
+	c.endpoint, c.method, c.topic = c.endpoint[:0], c.method[:0], c.topic[:0]
+	c.eventTime, c.ingestedAt, c.offset = c.eventTime[:0], c.ingestedAt[:0], c.offset[:0]
+	c.status, c.rt, c.reqBytes, c.respBytes = c.status[:0], c.rt[:0], c.reqBytes[:0], c.respBytes[:0]
+	clear(c.meta)
+	c.meta, c.partition = c.meta[:0], c.partition[:0]
+}
+
+// Block is the columns as a block for usage_events. It shares the
+// columns' memory: load it before appending again.
+func (c *UsageColumns) Block() *store.Block {
+	return store.NewBlock().
+		Add("id", "String", c.id).
+		Add("event_time", "DateTime64(3, 'UTC')", c.eventTime).
+		Add("ingested_at", "DateTime64(3, 'UTC')", c.ingestedAt).
+		Add("tenant_id", "LowCardinality(String)", c.tenant).
+		Add("user_id", "String", c.user).
+		Add("api_key_id", "String", c.key).
+		Add("endpoint", "LowCardinality(String)", c.endpoint).
+		Add("method", "LowCardinality(String)", c.method).
+		Add("status_code", "UInt16", c.status).
+		Add("response_time_us", "UInt64", c.rt).
+		Add("request_bytes", "UInt64", c.reqBytes).
+		Add("response_bytes", "UInt64", c.respBytes).
+		Add("metadata", "Map(LowCardinality(String), String)", c.meta).
+		Add("kafka_topic", "LowCardinality(String)", c.topic).
+		Add("kafka_partition", "Int32", c.partition).
+		Add("kafka_offset", "Int64", c.offset)
+}
+
+// FeatureColumns accumulates feature records by column for feature_usage.
+type FeatureColumns struct {
+	id, tenant, user, feature, topic []string
+	eventTime, ingestedAt, offset    []int64
+	quantity                         []float64
+	meta                             []map[string]string
+	partition                        []int32
+}
+
+// Append adds one record.
+func (c *FeatureColumns) Append(r *Record) {
+	c.id = append(c.id, r.ID)
+	c.eventTime = append(c.eventTime, r.EventTimeMs)
+	c.ingestedAt = append(c.ingestedAt, r.IngestedAtMs)
+	c.tenant = append(c.tenant, r.TenantID)
+	c.user = append(c.user, r.UserID)
+	c.feature = append(c.feature, r.Feature)
+	c.quantity = append(c.quantity, r.Quantity)
+	c.meta = append(c.meta, r.Metadata)
+	c.topic = append(c.topic, r.Topic)
+	c.partition = append(c.partition, r.Partition)
+	c.offset = append(c.offset, r.Offset)
+}
+
+// Len is the number of records held.
+func (c *FeatureColumns) Len() int { return len(c.id) }
+
+// Reset empties the columns, keeping their memory.
+func (c *FeatureColumns) Reset() {
+	c.id, c.tenant, c.user, c.feature, c.topic = c.id[:0], c.tenant[:0], c.user[:0], c.feature[:0], c.topic[:0]
+	c.eventTime, c.ingestedAt, c.offset = c.eventTime[:0], c.ingestedAt[:0], c.offset[:0]
+	c.quantity = c.quantity[:0]
+	clear(c.meta)
+	c.meta, c.partition = c.meta[:0], c.partition[:0]
+}
+
+// Block is the columns as a block for feature_usage.
+func (c *FeatureColumns) Block() *store.Block {
+	return store.NewBlock().
+		Add("id", "String", c.id).
+		Add("event_time", "DateTime64(3, 'UTC')", c.eventTime).
+		Add("ingested_at", "DateTime64(3, 'UTC')", c.ingestedAt).
+		Add("tenant_id", "LowCardinality(String)", c.tenant).
+		Add("user_id", "String", c.user).
+		Add("feature", "LowCardinality(String)", c.feature).
+		Add("quantity", "Float64", c.quantity).
+		Add("metadata", "Map(LowCardinality(String), String)", c.meta).
+		Add("kafka_topic", "LowCardinality(String)", c.topic).
+		Add("kafka_partition", "Int32", c.partition).
+		Add("kafka_offset", "Int64", c.offset)
+}

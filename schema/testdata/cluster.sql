@@ -1,0 +1,392 @@
+-- ledger
+CREATE TABLE IF NOT EXISTS schema_migrations_local ON CLUSTER apimeter
+(
+    version    UInt32,
+    name       String,
+    checksum   String,
+    applied_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/schema_migrations_local', '{replica}')
+ORDER BY version;
+
+-- 0001_usage_events
+-- Raw usage records, one row per metered API call.
+--
+-- Sorted for the question asked most: one tenant's (or one user's) calls
+-- over a time range. Daily partitions let retention drop whole days
+-- (ttl_only_drop_parts) instead of rewriting parts. The deduplication
+-- window makes a replayed insert with the same token a no-op here and, with
+-- deduplicate_blocks_in_dependent_materialized_views, in every rollup.
+CREATE TABLE IF NOT EXISTS usage_events_local ON CLUSTER apimeter
+(
+    id               String,
+    event_time       DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    ingested_at      DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    stored_at        DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    tenant_id        LowCardinality(String),
+    user_id          String,
+    api_key_id       String,
+    endpoint         LowCardinality(String),
+    method           LowCardinality(String),
+    status_code      UInt16,
+    response_time_us UInt64 CODEC(T64, ZSTD(1)),
+    request_bytes    UInt64 CODEC(T64, ZSTD(1)),
+    response_bytes   UInt64 CODEC(T64, ZSTD(1)),
+    metadata         Map(LowCardinality(String), String),
+    kafka_topic      LowCardinality(String),
+    kafka_partition  Int32,
+    kafka_offset     Int64
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/usage_events_local', '{replica}')
+PARTITION BY toYYYYMMDD(event_time)
+ORDER BY (tenant_id, user_id, event_time)
+TTL toDateTime(event_time) + toIntervalDay(90)
+SETTINGS replicated_deduplication_window = 10000, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS usage_events ON CLUSTER apimeter AS usage_events_local
+ENGINE = Distributed(apimeter, currentDatabase(), usage_events_local, cityHash64(tenant_id, user_id));
+
+
+-- 0002_feature_usage
+-- Raw metered feature uses (records with type "feature") and their daily
+-- totals per user and feature.
+CREATE TABLE IF NOT EXISTS feature_usage_local ON CLUSTER apimeter
+(
+    id              String,
+    event_time      DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    ingested_at     DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    stored_at       DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    tenant_id       LowCardinality(String),
+    user_id         String,
+    feature         LowCardinality(String),
+    quantity        Float64,
+    metadata        Map(LowCardinality(String), String),
+    kafka_topic     LowCardinality(String),
+    kafka_partition Int32,
+    kafka_offset    Int64
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/feature_usage_local', '{replica}')
+PARTITION BY toYYYYMMDD(event_time)
+ORDER BY (tenant_id, user_id, feature, event_time)
+TTL toDateTime(event_time) + toIntervalDay(90)
+SETTINGS replicated_deduplication_window = 10000, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS feature_usage ON CLUSTER apimeter AS feature_usage_local
+ENGINE = Distributed(apimeter, currentDatabase(), feature_usage_local, cityHash64(tenant_id, user_id));
+
+CREATE TABLE IF NOT EXISTS feature_usage_daily_local ON CLUSTER apimeter
+(
+    tenant_id LowCardinality(String),
+    user_id   String,
+    feature   LowCardinality(String),
+    bucket    DateTime('UTC'),
+    events    SimpleAggregateFunction(sum, UInt64),
+    quantity  SimpleAggregateFunction(sum, Float64)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/feature_usage_daily_local', '{replica}')
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (tenant_id, user_id, bucket, feature)
+SETTINGS replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS feature_usage_daily ON CLUSTER apimeter AS feature_usage_daily_local
+ENGINE = Distributed(apimeter, currentDatabase(), feature_usage_daily_local, cityHash64(tenant_id, user_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS feature_usage_daily_mv_local ON CLUSTER apimeter
+TO feature_usage_daily_local AS
+SELECT
+    tenant_id,
+    user_id,
+    feature,
+    toStartOfDay(event_time) AS bucket,
+    count() AS events,
+    sum(quantity) AS quantity
+FROM feature_usage_local
+GROUP BY tenant_id, user_id, feature, bucket;
+
+
+-- 0003_rollups
+-- Rollups of usage_events, fed by materialized views on every insert.
+--
+-- Two families, split by question because the number of groups a block
+-- builds sets the ingest rate (BENCHMARKS.md):
+--   usage_{hourly,daily}     per tenant, user, endpoint, method, status code:
+--                            counts and sums only, exact.
+--   endpoint_{hourly,daily}  per tenant, endpoint, method, status class:
+--                            the same sums plus a latency sketch
+--                            (DDSketch, 1% relative error, deterministic and
+--                            mergeable, so a rebuild gives the same numbers).
+-- Buckets are UTC hours and days; a view only sees new inserts, so
+-- backfills and changes use `apimeter rollups rebuild`.
+
+CREATE TABLE IF NOT EXISTS usage_hourly_local ON CLUSTER apimeter
+(
+    tenant_id            LowCardinality(String),
+    user_id              String,
+    endpoint             LowCardinality(String),
+    method               LowCardinality(String),
+    status_code          UInt16,
+    bucket               DateTime('UTC'),
+    requests             SimpleAggregateFunction(sum, UInt64),
+    errors_4xx           SimpleAggregateFunction(sum, UInt64),
+    errors_5xx           SimpleAggregateFunction(sum, UInt64),
+    response_time_sum_us SimpleAggregateFunction(sum, UInt64),
+    response_time_max_us SimpleAggregateFunction(max, UInt64),
+    request_bytes        SimpleAggregateFunction(sum, UInt64),
+    response_bytes       SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/usage_hourly_local', '{replica}')
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (tenant_id, user_id, bucket, endpoint, method, status_code)
+SETTINGS replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS usage_hourly ON CLUSTER apimeter AS usage_hourly_local
+ENGINE = Distributed(apimeter, currentDatabase(), usage_hourly_local, cityHash64(tenant_id, user_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS usage_hourly_mv_local ON CLUSTER apimeter
+TO usage_hourly_local AS
+SELECT
+    tenant_id,
+    user_id,
+    endpoint,
+    method,
+    status_code,
+    toStartOfHour(event_time) AS bucket,
+    count() AS requests,
+    countIf(status_code >= 400 AND status_code < 500) AS errors_4xx,
+    countIf(status_code >= 500) AS errors_5xx,
+    sum(response_time_us) AS response_time_sum_us,
+    max(response_time_us) AS response_time_max_us,
+    sum(request_bytes) AS request_bytes,
+    sum(response_bytes) AS response_bytes
+FROM usage_events_local
+GROUP BY tenant_id, user_id, endpoint, method, status_code, bucket;
+
+CREATE TABLE IF NOT EXISTS usage_daily_local ON CLUSTER apimeter
+(
+    tenant_id            LowCardinality(String),
+    user_id              String,
+    endpoint             LowCardinality(String),
+    method               LowCardinality(String),
+    status_code          UInt16,
+    bucket               DateTime('UTC'),
+    requests             SimpleAggregateFunction(sum, UInt64),
+    errors_4xx           SimpleAggregateFunction(sum, UInt64),
+    errors_5xx           SimpleAggregateFunction(sum, UInt64),
+    response_time_sum_us SimpleAggregateFunction(sum, UInt64),
+    response_time_max_us SimpleAggregateFunction(max, UInt64),
+    request_bytes        SimpleAggregateFunction(sum, UInt64),
+    response_bytes       SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/usage_daily_local', '{replica}')
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (tenant_id, user_id, bucket, endpoint, method, status_code)
+SETTINGS replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS usage_daily ON CLUSTER apimeter AS usage_daily_local
+ENGINE = Distributed(apimeter, currentDatabase(), usage_daily_local, cityHash64(tenant_id, user_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS usage_daily_mv_local ON CLUSTER apimeter
+TO usage_daily_local AS
+SELECT
+    tenant_id,
+    user_id,
+    endpoint,
+    method,
+    status_code,
+    toStartOfDay(event_time) AS bucket,
+    count() AS requests,
+    countIf(status_code >= 400 AND status_code < 500) AS errors_4xx,
+    countIf(status_code >= 500) AS errors_5xx,
+    sum(response_time_us) AS response_time_sum_us,
+    max(response_time_us) AS response_time_max_us,
+    sum(request_bytes) AS request_bytes,
+    sum(response_bytes) AS response_bytes
+FROM usage_events_local
+GROUP BY tenant_id, user_id, endpoint, method, status_code, bucket;
+
+CREATE TABLE IF NOT EXISTS endpoint_hourly_local ON CLUSTER apimeter
+(
+    tenant_id            LowCardinality(String),
+    endpoint             LowCardinality(String),
+    method               LowCardinality(String),
+    status_class         UInt8,
+    bucket               DateTime('UTC'),
+    requests             SimpleAggregateFunction(sum, UInt64),
+    errors_4xx           SimpleAggregateFunction(sum, UInt64),
+    errors_5xx           SimpleAggregateFunction(sum, UInt64),
+    response_time_sum_us SimpleAggregateFunction(sum, UInt64),
+    response_time_max_us SimpleAggregateFunction(max, UInt64),
+    request_bytes        SimpleAggregateFunction(sum, UInt64),
+    response_bytes       SimpleAggregateFunction(sum, UInt64),
+    latency_us           AggregateFunction(quantilesDD(0.01, 0.5, 0.9, 0.95, 0.99), UInt64)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/endpoint_hourly_local', '{replica}')
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (tenant_id, bucket, endpoint, method, status_class)
+SETTINGS replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS endpoint_hourly ON CLUSTER apimeter AS endpoint_hourly_local
+ENGINE = Distributed(apimeter, currentDatabase(), endpoint_hourly_local, rand());
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS endpoint_hourly_mv_local ON CLUSTER apimeter
+TO endpoint_hourly_local AS
+SELECT
+    tenant_id,
+    endpoint,
+    method,
+    intDiv(status_code, 100) AS status_class,
+    toStartOfHour(event_time) AS bucket,
+    count() AS requests,
+    countIf(status_code >= 400 AND status_code < 500) AS errors_4xx,
+    countIf(status_code >= 500) AS errors_5xx,
+    sum(response_time_us) AS response_time_sum_us,
+    max(response_time_us) AS response_time_max_us,
+    sum(request_bytes) AS request_bytes,
+    sum(response_bytes) AS response_bytes,
+    quantilesDDState(0.01, 0.5, 0.9, 0.95, 0.99)(response_time_us) AS latency_us
+FROM usage_events_local
+GROUP BY tenant_id, endpoint, method, status_class, bucket;
+
+CREATE TABLE IF NOT EXISTS endpoint_daily_local ON CLUSTER apimeter
+(
+    tenant_id            LowCardinality(String),
+    endpoint             LowCardinality(String),
+    method               LowCardinality(String),
+    status_class         UInt8,
+    bucket               DateTime('UTC'),
+    requests             SimpleAggregateFunction(sum, UInt64),
+    errors_4xx           SimpleAggregateFunction(sum, UInt64),
+    errors_5xx           SimpleAggregateFunction(sum, UInt64),
+    response_time_sum_us SimpleAggregateFunction(sum, UInt64),
+    response_time_max_us SimpleAggregateFunction(max, UInt64),
+    request_bytes        SimpleAggregateFunction(sum, UInt64),
+    response_bytes       SimpleAggregateFunction(sum, UInt64),
+    latency_us           AggregateFunction(quantilesDD(0.01, 0.5, 0.9, 0.95, 0.99), UInt64)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/endpoint_daily_local', '{replica}')
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (tenant_id, bucket, endpoint, method, status_class)
+SETTINGS replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS endpoint_daily ON CLUSTER apimeter AS endpoint_daily_local
+ENGINE = Distributed(apimeter, currentDatabase(), endpoint_daily_local, rand());
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS endpoint_daily_mv_local ON CLUSTER apimeter
+TO endpoint_daily_local AS
+SELECT
+    tenant_id,
+    endpoint,
+    method,
+    intDiv(status_code, 100) AS status_class,
+    toStartOfDay(event_time) AS bucket,
+    count() AS requests,
+    countIf(status_code >= 400 AND status_code < 500) AS errors_4xx,
+    countIf(status_code >= 500) AS errors_5xx,
+    sum(response_time_us) AS response_time_sum_us,
+    max(response_time_us) AS response_time_max_us,
+    sum(request_bytes) AS request_bytes,
+    sum(response_bytes) AS response_bytes,
+    quantilesDDState(0.01, 0.5, 0.9, 0.95, 0.99)(response_time_us) AS latency_us
+FROM usage_events_local
+GROUP BY tenant_id, endpoint, method, status_class, bucket;
+
+
+-- 0004_accounts_keys
+-- Accounts: which plan a user is on and the day its billing cycle starts.
+-- Rows are versioned; the newest version of (tenant_id, user_id) wins and
+-- a row with deleted = 1 removes the account. Read with FINAL.
+CREATE TABLE IF NOT EXISTS accounts_local ON CLUSTER apimeter
+(
+    tenant_id          LowCardinality(String),
+    user_id            String,
+    plan               LowCardinality(String),
+    billing_anchor_day UInt8 DEFAULT 1,
+    quota_mode         LowCardinality(String) DEFAULT 'hard',
+    created_at         DateTime64(3, 'UTC'),
+    updated_at         DateTime64(3, 'UTC'),
+    version            UInt64,
+    deleted            UInt8 DEFAULT 0
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/accounts_local', '{replica}', version, deleted)
+ORDER BY (tenant_id, user_id);
+
+-- API keys. Only a SHA-256 of the key is kept (keys are random 256-bit
+-- secrets, so a fast hash is enough); key_prefix is the first characters
+-- shown back to people to tell keys apart. tenant_id '*' is every tenant.
+CREATE TABLE IF NOT EXISTS api_keys_local ON CLUSTER apimeter
+(
+    key_id       String,
+    key_hash     String,
+    key_prefix   String,
+    tenant_id    LowCardinality(String),
+    user_id      String,
+    role         LowCardinality(String),
+    name         String,
+    created_at   DateTime64(3, 'UTC'),
+    expires_at   Nullable(DateTime64(3, 'UTC')),
+    revoked_at   Nullable(DateTime64(3, 'UTC')),
+    last_used_at Nullable(DateTime64(3, 'UTC')),
+    version      UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/api_keys_local', '{replica}', version)
+ORDER BY key_id;
+
+
+-- 0005_incidents_alerts
+-- Incidents raised by health monitoring or by hand, versioned like
+-- accounts (the newest version of an id wins; read with FINAL).
+CREATE TABLE IF NOT EXISTS incidents_local ON CLUSTER apimeter
+(
+    id          String,
+    tenant_id   LowCardinality(String),
+    title       String,
+    description String,
+    severity    LowCardinality(String),
+    status      LowCardinality(String),
+    scope       LowCardinality(String),
+    endpoint    String,
+    dedup_key   String,
+    started_at  DateTime64(3, 'UTC'),
+    resolved_at Nullable(DateTime64(3, 'UTC')),
+    updated_at  DateTime64(3, 'UTC'),
+    version     UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/incidents_local', '{replica}', version)
+ORDER BY id;
+
+-- The timeline of an incident: one row per update, never changed.
+CREATE TABLE IF NOT EXISTS incident_updates_local ON CLUSTER apimeter
+(
+    incident_id String,
+    id          String,
+    created_at  DateTime64(3, 'UTC'),
+    status      LowCardinality(String),
+    message     String,
+    author      String,
+    metrics     Map(LowCardinality(String), Float64)
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/incident_updates_local', '{replica}')
+ORDER BY (incident_id, created_at, id);
+
+-- Alert notifications, one row per delivery attempt. dedup_key names the
+-- condition (one condition sends one alert per cooldown); idempotency_key
+-- travels in the message so receivers can drop repeats.
+CREATE TABLE IF NOT EXISTS alert_notifications_local ON CLUSTER apimeter
+(
+    dedup_key       String,
+    idempotency_key String,
+    alert_type      LowCardinality(String),
+    severity        LowCardinality(String),
+    channel         LowCardinality(String),
+    tenant_id       LowCardinality(String),
+    user_id         String,
+    status          LowCardinality(String),
+    attempt         UInt16,
+    error           String,
+    payload         String,
+    created_at      DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/alert_notifications_local', '{replica}')
+PARTITION BY toYYYYMM(created_at)
+ORDER BY (dedup_key, created_at);
+

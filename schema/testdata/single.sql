@@ -1,0 +1,371 @@
+-- ledger
+CREATE TABLE IF NOT EXISTS schema_migrations 
+(
+    version    UInt32,
+    name       String,
+    checksum   String,
+    applied_at DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY version;
+
+-- 0001_usage_events
+-- Raw usage records, one row per metered API call.
+--
+-- Sorted for the question asked most: one tenant's (or one user's) calls
+-- over a time range. Daily partitions let retention drop whole days
+-- (ttl_only_drop_parts) instead of rewriting parts. The deduplication
+-- window makes a replayed insert with the same token a no-op here and, with
+-- deduplicate_blocks_in_dependent_materialized_views, in every rollup.
+CREATE TABLE IF NOT EXISTS usage_events 
+(
+    id               String,
+    event_time       DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    ingested_at      DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    stored_at        DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    tenant_id        LowCardinality(String),
+    user_id          String,
+    api_key_id       String,
+    endpoint         LowCardinality(String),
+    method           LowCardinality(String),
+    status_code      UInt16,
+    response_time_us UInt64 CODEC(T64, ZSTD(1)),
+    request_bytes    UInt64 CODEC(T64, ZSTD(1)),
+    response_bytes   UInt64 CODEC(T64, ZSTD(1)),
+    metadata         Map(LowCardinality(String), String),
+    kafka_topic      LowCardinality(String),
+    kafka_partition  Int32,
+    kafka_offset     Int64
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(event_time)
+ORDER BY (tenant_id, user_id, event_time)
+TTL toDateTime(event_time) + toIntervalDay(90)
+SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1;
+
+
+-- 0002_feature_usage
+-- Raw metered feature uses (records with type "feature") and their daily
+-- totals per user and feature.
+CREATE TABLE IF NOT EXISTS feature_usage 
+(
+    id              String,
+    event_time      DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    ingested_at     DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    stored_at       DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    tenant_id       LowCardinality(String),
+    user_id         String,
+    feature         LowCardinality(String),
+    quantity        Float64,
+    metadata        Map(LowCardinality(String), String),
+    kafka_topic     LowCardinality(String),
+    kafka_partition Int32,
+    kafka_offset    Int64
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(event_time)
+ORDER BY (tenant_id, user_id, feature, event_time)
+TTL toDateTime(event_time) + toIntervalDay(90)
+SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS feature_usage_daily 
+(
+    tenant_id LowCardinality(String),
+    user_id   String,
+    feature   LowCardinality(String),
+    bucket    DateTime('UTC'),
+    events    SimpleAggregateFunction(sum, UInt64),
+    quantity  SimpleAggregateFunction(sum, Float64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (tenant_id, user_id, bucket, feature)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS feature_usage_daily_mv 
+TO feature_usage_daily AS
+SELECT
+    tenant_id,
+    user_id,
+    feature,
+    toStartOfDay(event_time) AS bucket,
+    count() AS events,
+    sum(quantity) AS quantity
+FROM feature_usage
+GROUP BY tenant_id, user_id, feature, bucket;
+
+
+-- 0003_rollups
+-- Rollups of usage_events, fed by materialized views on every insert.
+--
+-- Two families, split by question because the number of groups a block
+-- builds sets the ingest rate (BENCHMARKS.md):
+--   usage_{hourly,daily}     per tenant, user, endpoint, method, status code:
+--                            counts and sums only, exact.
+--   endpoint_{hourly,daily}  per tenant, endpoint, method, status class:
+--                            the same sums plus a latency sketch
+--                            (DDSketch, 1% relative error, deterministic and
+--                            mergeable, so a rebuild gives the same numbers).
+-- Buckets are UTC hours and days; a view only sees new inserts, so
+-- backfills and changes use `apimeter rollups rebuild`.
+
+CREATE TABLE IF NOT EXISTS usage_hourly 
+(
+    tenant_id            LowCardinality(String),
+    user_id              String,
+    endpoint             LowCardinality(String),
+    method               LowCardinality(String),
+    status_code          UInt16,
+    bucket               DateTime('UTC'),
+    requests             SimpleAggregateFunction(sum, UInt64),
+    errors_4xx           SimpleAggregateFunction(sum, UInt64),
+    errors_5xx           SimpleAggregateFunction(sum, UInt64),
+    response_time_sum_us SimpleAggregateFunction(sum, UInt64),
+    response_time_max_us SimpleAggregateFunction(max, UInt64),
+    request_bytes        SimpleAggregateFunction(sum, UInt64),
+    response_bytes       SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (tenant_id, user_id, bucket, endpoint, method, status_code)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS usage_hourly_mv 
+TO usage_hourly AS
+SELECT
+    tenant_id,
+    user_id,
+    endpoint,
+    method,
+    status_code,
+    toStartOfHour(event_time) AS bucket,
+    count() AS requests,
+    countIf(status_code >= 400 AND status_code < 500) AS errors_4xx,
+    countIf(status_code >= 500) AS errors_5xx,
+    sum(response_time_us) AS response_time_sum_us,
+    max(response_time_us) AS response_time_max_us,
+    sum(request_bytes) AS request_bytes,
+    sum(response_bytes) AS response_bytes
+FROM usage_events
+GROUP BY tenant_id, user_id, endpoint, method, status_code, bucket;
+
+CREATE TABLE IF NOT EXISTS usage_daily 
+(
+    tenant_id            LowCardinality(String),
+    user_id              String,
+    endpoint             LowCardinality(String),
+    method               LowCardinality(String),
+    status_code          UInt16,
+    bucket               DateTime('UTC'),
+    requests             SimpleAggregateFunction(sum, UInt64),
+    errors_4xx           SimpleAggregateFunction(sum, UInt64),
+    errors_5xx           SimpleAggregateFunction(sum, UInt64),
+    response_time_sum_us SimpleAggregateFunction(sum, UInt64),
+    response_time_max_us SimpleAggregateFunction(max, UInt64),
+    request_bytes        SimpleAggregateFunction(sum, UInt64),
+    response_bytes       SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (tenant_id, user_id, bucket, endpoint, method, status_code)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS usage_daily_mv 
+TO usage_daily AS
+SELECT
+    tenant_id,
+    user_id,
+    endpoint,
+    method,
+    status_code,
+    toStartOfDay(event_time) AS bucket,
+    count() AS requests,
+    countIf(status_code >= 400 AND status_code < 500) AS errors_4xx,
+    countIf(status_code >= 500) AS errors_5xx,
+    sum(response_time_us) AS response_time_sum_us,
+    max(response_time_us) AS response_time_max_us,
+    sum(request_bytes) AS request_bytes,
+    sum(response_bytes) AS response_bytes
+FROM usage_events
+GROUP BY tenant_id, user_id, endpoint, method, status_code, bucket;
+
+CREATE TABLE IF NOT EXISTS endpoint_hourly 
+(
+    tenant_id            LowCardinality(String),
+    endpoint             LowCardinality(String),
+    method               LowCardinality(String),
+    status_class         UInt8,
+    bucket               DateTime('UTC'),
+    requests             SimpleAggregateFunction(sum, UInt64),
+    errors_4xx           SimpleAggregateFunction(sum, UInt64),
+    errors_5xx           SimpleAggregateFunction(sum, UInt64),
+    response_time_sum_us SimpleAggregateFunction(sum, UInt64),
+    response_time_max_us SimpleAggregateFunction(max, UInt64),
+    request_bytes        SimpleAggregateFunction(sum, UInt64),
+    response_bytes       SimpleAggregateFunction(sum, UInt64),
+    latency_us           AggregateFunction(quantilesDD(0.01, 0.5, 0.9, 0.95, 0.99), UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (tenant_id, bucket, endpoint, method, status_class)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS endpoint_hourly_mv 
+TO endpoint_hourly AS
+SELECT
+    tenant_id,
+    endpoint,
+    method,
+    intDiv(status_code, 100) AS status_class,
+    toStartOfHour(event_time) AS bucket,
+    count() AS requests,
+    countIf(status_code >= 400 AND status_code < 500) AS errors_4xx,
+    countIf(status_code >= 500) AS errors_5xx,
+    sum(response_time_us) AS response_time_sum_us,
+    max(response_time_us) AS response_time_max_us,
+    sum(request_bytes) AS request_bytes,
+    sum(response_bytes) AS response_bytes,
+    quantilesDDState(0.01, 0.5, 0.9, 0.95, 0.99)(response_time_us) AS latency_us
+FROM usage_events
+GROUP BY tenant_id, endpoint, method, status_class, bucket;
+
+CREATE TABLE IF NOT EXISTS endpoint_daily 
+(
+    tenant_id            LowCardinality(String),
+    endpoint             LowCardinality(String),
+    method               LowCardinality(String),
+    status_class         UInt8,
+    bucket               DateTime('UTC'),
+    requests             SimpleAggregateFunction(sum, UInt64),
+    errors_4xx           SimpleAggregateFunction(sum, UInt64),
+    errors_5xx           SimpleAggregateFunction(sum, UInt64),
+    response_time_sum_us SimpleAggregateFunction(sum, UInt64),
+    response_time_max_us SimpleAggregateFunction(max, UInt64),
+    request_bytes        SimpleAggregateFunction(sum, UInt64),
+    response_bytes       SimpleAggregateFunction(sum, UInt64),
+    latency_us           AggregateFunction(quantilesDD(0.01, 0.5, 0.9, 0.95, 0.99), UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (tenant_id, bucket, endpoint, method, status_class)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS endpoint_daily_mv 
+TO endpoint_daily AS
+SELECT
+    tenant_id,
+    endpoint,
+    method,
+    intDiv(status_code, 100) AS status_class,
+    toStartOfDay(event_time) AS bucket,
+    count() AS requests,
+    countIf(status_code >= 400 AND status_code < 500) AS errors_4xx,
+    countIf(status_code >= 500) AS errors_5xx,
+    sum(response_time_us) AS response_time_sum_us,
+    max(response_time_us) AS response_time_max_us,
+    sum(request_bytes) AS request_bytes,
+    sum(response_bytes) AS response_bytes,
+    quantilesDDState(0.01, 0.5, 0.9, 0.95, 0.99)(response_time_us) AS latency_us
+FROM usage_events
+GROUP BY tenant_id, endpoint, method, status_class, bucket;
+
+
+-- 0004_accounts_keys
+-- Accounts: which plan a user is on and the day its billing cycle starts.
+-- Rows are versioned; the newest version of (tenant_id, user_id) wins and
+-- a row with deleted = 1 removes the account. Read with FINAL.
+CREATE TABLE IF NOT EXISTS accounts 
+(
+    tenant_id          LowCardinality(String),
+    user_id            String,
+    plan               LowCardinality(String),
+    billing_anchor_day UInt8 DEFAULT 1,
+    quota_mode         LowCardinality(String) DEFAULT 'hard',
+    created_at         DateTime64(3, 'UTC'),
+    updated_at         DateTime64(3, 'UTC'),
+    version            UInt64,
+    deleted            UInt8 DEFAULT 0
+)
+ENGINE = ReplacingMergeTree(version, deleted)
+ORDER BY (tenant_id, user_id);
+
+-- API keys. Only a SHA-256 of the key is kept (keys are random 256-bit
+-- secrets, so a fast hash is enough); key_prefix is the first characters
+-- shown back to people to tell keys apart. tenant_id '*' is every tenant.
+CREATE TABLE IF NOT EXISTS api_keys 
+(
+    key_id       String,
+    key_hash     String,
+    key_prefix   String,
+    tenant_id    LowCardinality(String),
+    user_id      String,
+    role         LowCardinality(String),
+    name         String,
+    created_at   DateTime64(3, 'UTC'),
+    expires_at   Nullable(DateTime64(3, 'UTC')),
+    revoked_at   Nullable(DateTime64(3, 'UTC')),
+    last_used_at Nullable(DateTime64(3, 'UTC')),
+    version      UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY key_id;
+
+
+-- 0005_incidents_alerts
+-- Incidents raised by health monitoring or by hand, versioned like
+-- accounts (the newest version of an id wins; read with FINAL).
+CREATE TABLE IF NOT EXISTS incidents 
+(
+    id          String,
+    tenant_id   LowCardinality(String),
+    title       String,
+    description String,
+    severity    LowCardinality(String),
+    status      LowCardinality(String),
+    scope       LowCardinality(String),
+    endpoint    String,
+    dedup_key   String,
+    started_at  DateTime64(3, 'UTC'),
+    resolved_at Nullable(DateTime64(3, 'UTC')),
+    updated_at  DateTime64(3, 'UTC'),
+    version     UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY id;
+
+-- The timeline of an incident: one row per update, never changed.
+CREATE TABLE IF NOT EXISTS incident_updates 
+(
+    incident_id String,
+    id          String,
+    created_at  DateTime64(3, 'UTC'),
+    status      LowCardinality(String),
+    message     String,
+    author      String,
+    metrics     Map(LowCardinality(String), Float64)
+)
+ENGINE = MergeTree
+ORDER BY (incident_id, created_at, id);
+
+-- Alert notifications, one row per delivery attempt. dedup_key names the
+-- condition (one condition sends one alert per cooldown); idempotency_key
+-- travels in the message so receivers can drop repeats.
+CREATE TABLE IF NOT EXISTS alert_notifications 
+(
+    dedup_key       String,
+    idempotency_key String,
+    alert_type      LowCardinality(String),
+    severity        LowCardinality(String),
+    channel         LowCardinality(String),
+    tenant_id       LowCardinality(String),
+    user_id         String,
+    status          LowCardinality(String),
+    attempt         UInt16,
+    error           String,
+    payload         String,
+    created_at      DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(created_at)
+ORDER BY (dedup_key, created_at);
+
