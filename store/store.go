@@ -77,7 +77,8 @@ func ParseURL(raw, dataDir string) (Target, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return Target{}, fmt.Errorf("CLICKHOUSE_URL: %w", err)
+		// url.Parse's error repeats the URL, password included.
+		return Target{}, errors.New("CLICKHOUSE_URL is not a valid URL")
 	}
 	switch u.Scheme {
 	case "chdb":

@@ -1,0 +1,316 @@
+// Package config reads apimeter's configuration from the environment: the
+// variable names and defaults of the product contract, validated at start
+// with every problem reported at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apimeter/apimeter/store"
+)
+
+// Config is every setting apimeter reads. Each field names its variable
+// and default.
+type Config struct {
+	// HTTPAddr is APIMETER_HTTP_ADDR, the API's listen address. Default ":8080".
+	HTTPAddr string
+	// DataDir is APIMETER_DATA_DIR, the embedded engine's data. Default "./data".
+	DataDir string
+	// ClickHouseURL is CLICKHOUSE_URL; empty selects the embedded engine.
+	ClickHouseURL string
+	// ClickHouseCluster is CLICKHOUSE_CLUSTER: the cluster the DDL is
+	// rendered for (ON CLUSTER, Replicated and Distributed tables). Empty
+	// for one server.
+	ClickHouseCluster string
+	// KafkaBrokers is KAFKA_BROKERS, comma separated; empty starts the
+	// embedded Kafka-protocol broker.
+	KafkaBrokers []string
+	// KafkaTopic is KAFKA_TOPIC. Default "api-usage".
+	KafkaTopic string
+	// EmbeddedKafkaAddr is APIMETER_EMBEDDED_KAFKA_ADDR. Default "127.0.0.1:9092".
+	EmbeddedKafkaAddr string
+	// RedisURL is REDIS_URL; empty keeps limits in memory.
+	RedisURL string
+	// AdminKey is APIMETER_ADMIN_KEY, a bootstrap admin API key (16+ characters).
+	AdminKey string
+	// PlansFile is APIMETER_PLANS_FILE, plans and limits overriding the defaults.
+	PlansFile string
+	// AlertWebhookURL is ALERT_WEBHOOK_URL.
+	AlertWebhookURL string
+	// SMTPURL is SMTP_URL (smtp:// or smtps://).
+	SMTPURL string
+	// OpsAlertEmail is OPS_ALERT_EMAIL.
+	OpsAlertEmail string
+
+	// RateLimitWindow is API_RATE_LIMIT_WINDOW_MS. Default 60000 ms.
+	RateLimitWindow time.Duration
+	// RateLimitMaxRequests is API_RATE_LIMIT_MAX_REQUESTS, per client IP for
+	// unauthenticated calls. Default 100.
+	RateLimitMaxRequests int
+	// RetentionDays is API_USAGE_RETENTION_DAYS, for raw records. Default 90.
+	RetentionDays int
+	// AggregationInterval is API_USAGE_AGGREGATION_INTERVAL. Default 3600 s.
+	AggregationInterval time.Duration
+	// ErrorRateThreshold is API_ERROR_RATE_THRESHOLD, percent. Default 10.
+	ErrorRateThreshold float64
+	// SlowResponseThreshold is API_SLOW_RESPONSE_THRESHOLD. Default 3000 ms.
+	SlowResponseThreshold time.Duration
+	// HealthCheckInterval is API_HEALTH_CHECK_INTERVAL. Default 300 s.
+	HealthCheckInterval time.Duration
+	// HealthDegradedThreshold is API_HEALTH_DEGRADED_THRESHOLD, error rate
+	// percent. Default 10.
+	HealthDegradedThreshold float64
+	// HealthUnhealthyThreshold is API_HEALTH_UNHEALTHY_THRESHOLD, error rate
+	// percent. Default 25.
+	HealthUnhealthyThreshold float64
+
+	// LogLevel is LOG_LEVEL: debug, info, warn or error. Default info.
+	LogLevel slog.Level
+	// LogFormat is LOG_FORMAT: text or json. Default text.
+	LogFormat string
+	// UsageDebug is API_USAGE_DEBUG: log every tracked record at debug level.
+	UsageDebug bool
+}
+
+// Default is the configuration with nothing set.
+func Default() Config {
+	return Config{
+		HTTPAddr:                 ":8080",
+		DataDir:                  "./data",
+		KafkaTopic:               "api-usage",
+		EmbeddedKafkaAddr:        "127.0.0.1:9092",
+		RateLimitWindow:          60 * time.Second,
+		RateLimitMaxRequests:     100,
+		RetentionDays:            90,
+		AggregationInterval:      time.Hour,
+		ErrorRateThreshold:       10,
+		SlowResponseThreshold:    3 * time.Second,
+		HealthCheckInterval:      5 * time.Minute,
+		HealthDegradedThreshold:  10,
+		HealthUnhealthyThreshold: 25,
+		LogLevel:                 slog.LevelInfo,
+		LogFormat:                "text",
+	}
+}
+
+// FromEnv reads the configuration from the process environment.
+func FromEnv() (Config, error) { return Parse(os.Getenv) }
+
+// Parse reads the configuration through getenv and validates it; the
+// error lists every problem.
+func Parse(getenv func(string) string) (Config, error) {
+	c := Default()
+	p := &parser{getenv: getenv}
+	p.str("APIMETER_HTTP_ADDR", &c.HTTPAddr)
+	p.str("APIMETER_DATA_DIR", &c.DataDir)
+	p.str("CLICKHOUSE_URL", &c.ClickHouseURL)
+	p.str("CLICKHOUSE_CLUSTER", &c.ClickHouseCluster)
+	if v := getenv("KAFKA_BROKERS"); v != "" {
+		for _, b := range strings.Split(v, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				c.KafkaBrokers = append(c.KafkaBrokers, b)
+			}
+		}
+	}
+	p.str("KAFKA_TOPIC", &c.KafkaTopic)
+	p.str("APIMETER_EMBEDDED_KAFKA_ADDR", &c.EmbeddedKafkaAddr)
+	p.str("REDIS_URL", &c.RedisURL)
+	p.str("APIMETER_ADMIN_KEY", &c.AdminKey)
+	p.str("APIMETER_PLANS_FILE", &c.PlansFile)
+	p.str("ALERT_WEBHOOK_URL", &c.AlertWebhookURL)
+	p.str("SMTP_URL", &c.SMTPURL)
+	p.str("OPS_ALERT_EMAIL", &c.OpsAlertEmail)
+	p.millis("API_RATE_LIMIT_WINDOW_MS", &c.RateLimitWindow)
+	p.integer("API_RATE_LIMIT_MAX_REQUESTS", &c.RateLimitMaxRequests)
+	p.integer("API_USAGE_RETENTION_DAYS", &c.RetentionDays)
+	p.seconds("API_USAGE_AGGREGATION_INTERVAL", &c.AggregationInterval)
+	p.float("API_ERROR_RATE_THRESHOLD", &c.ErrorRateThreshold)
+	p.millis("API_SLOW_RESPONSE_THRESHOLD", &c.SlowResponseThreshold)
+	p.seconds("API_HEALTH_CHECK_INTERVAL", &c.HealthCheckInterval)
+	p.float("API_HEALTH_DEGRADED_THRESHOLD", &c.HealthDegradedThreshold)
+	p.float("API_HEALTH_UNHEALTHY_THRESHOLD", &c.HealthUnhealthyThreshold)
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			p.fail("LOG_LEVEL", v, "want debug, info, warn or error")
+		}
+	}
+	p.str("LOG_FORMAT", &c.LogFormat)
+	p.boolean("API_USAGE_DEBUG", &c.UsageDebug)
+	return c, errors.Join(append(p.errs, c.Validate())...)
+}
+
+// Validate checks values that parsed but make no sense together or alone.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("APIMETER_HTTP_ADDR", "%q is not host:port", c.HTTPAddr)
+	}
+	if c.ClickHouseURL == "" && c.DataDir == "" {
+		bad("APIMETER_DATA_DIR", "must not be empty when CLICKHOUSE_URL is unset")
+	}
+	if _, err := store.ParseURL(c.ClickHouseURL, c.DataDir); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ClickHouseCluster != "" && c.ClickHouseURL == "" {
+		bad("CLICKHOUSE_CLUSTER", "needs CLICKHOUSE_URL: the embedded engine is a single node")
+	}
+	for _, b := range c.KafkaBrokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			bad("KAFKA_BROKERS", "%q is not host:port", b)
+		}
+	}
+	if c.KafkaTopic == "" {
+		bad("KAFKA_TOPIC", "must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.EmbeddedKafkaAddr); err != nil {
+		bad("APIMETER_EMBEDDED_KAFKA_ADDR", "%q is not host:port", c.EmbeddedKafkaAddr)
+	}
+	checkURL := func(name, raw string, schemes ...string) {
+		if raw == "" {
+			return
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			bad(name, "%q is not a URL with a host", store.RedactURL(raw))
+			return
+		}
+		for _, s := range schemes {
+			if u.Scheme == s {
+				return
+			}
+		}
+		bad(name, "scheme %q: want %s", u.Scheme, strings.Join(schemes, " or "))
+	}
+	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss")
+	checkURL("ALERT_WEBHOOK_URL", c.AlertWebhookURL, "http", "https")
+	checkURL("SMTP_URL", c.SMTPURL, "smtp", "smtps")
+	if c.AdminKey != "" && len(c.AdminKey) < 16 {
+		bad("APIMETER_ADMIN_KEY", "too short: use at least 16 random characters")
+	}
+	if c.PlansFile != "" {
+		if _, err := os.Stat(c.PlansFile); err != nil {
+			bad("APIMETER_PLANS_FILE", "%v", err)
+		}
+	}
+	if c.OpsAlertEmail != "" {
+		if _, err := mail.ParseAddress(c.OpsAlertEmail); err != nil {
+			bad("OPS_ALERT_EMAIL", "%q is not an e-mail address", c.OpsAlertEmail)
+		}
+	}
+	if c.RateLimitWindow <= 0 {
+		bad("API_RATE_LIMIT_WINDOW_MS", "must be positive")
+	}
+	if c.RateLimitMaxRequests <= 0 {
+		bad("API_RATE_LIMIT_MAX_REQUESTS", "must be positive")
+	}
+	if c.RetentionDays < 1 || c.RetentionDays > 36500 {
+		bad("API_USAGE_RETENTION_DAYS", "%d: want 1 to 36500", c.RetentionDays)
+	}
+	if c.AggregationInterval < time.Minute {
+		bad("API_USAGE_AGGREGATION_INTERVAL", "%s: want at least 60 seconds", c.AggregationInterval)
+	}
+	if c.HealthCheckInterval < 10*time.Second {
+		bad("API_HEALTH_CHECK_INTERVAL", "%s: want at least 10 seconds", c.HealthCheckInterval)
+	}
+	if c.SlowResponseThreshold <= 0 {
+		bad("API_SLOW_RESPONSE_THRESHOLD", "must be positive")
+	}
+	percent := func(name string, v float64) {
+		if v <= 0 || v > 100 {
+			bad(name, "%v: want a percentage above 0 and at most 100", v)
+		}
+	}
+	percent("API_ERROR_RATE_THRESHOLD", c.ErrorRateThreshold)
+	percent("API_HEALTH_DEGRADED_THRESHOLD", c.HealthDegradedThreshold)
+	percent("API_HEALTH_UNHEALTHY_THRESHOLD", c.HealthUnhealthyThreshold)
+	if c.HealthUnhealthyThreshold < c.HealthDegradedThreshold {
+		bad("API_HEALTH_UNHEALTHY_THRESHOLD", "%v is below API_HEALTH_DEGRADED_THRESHOLD (%v)", c.HealthUnhealthyThreshold, c.HealthDegradedThreshold)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("LOG_FORMAT", "%q: want text or json", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// Store is the store configuration.
+func (c Config) Store() store.Config {
+	return store.Config{URL: c.ClickHouseURL, DataDir: c.DataDir}
+}
+
+type parser struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (p *parser) fail(name, value, why string) {
+	p.errs = append(p.errs, fmt.Errorf("%s=%q: %s", name, value, why))
+}
+
+func (p *parser) str(name string, dst *string) {
+	if v := p.getenv(name); v != "" {
+		*dst = v
+	}
+}
+
+// integer parses a whole number into dst; it reports whether one was set.
+func (p *parser) integer(name string, dst *int) bool {
+	v := p.getenv(name)
+	if v == "" {
+		return false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		p.fail(name, v, "want a whole number")
+		return false
+	}
+	*dst = n
+	return true
+}
+
+func (p *parser) float(name string, dst *float64) {
+	v := p.getenv(name)
+	if v == "" {
+		return
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		p.fail(name, v, "want a number")
+		return
+	}
+	*dst = f
+}
+
+func (p *parser) duration(name string, unit time.Duration, dst *time.Duration) {
+	var n int
+	if p.integer(name, &n) {
+		*dst = time.Duration(n) * unit
+	}
+}
+
+func (p *parser) millis(name string, dst *time.Duration)  { p.duration(name, time.Millisecond, dst) }
+func (p *parser) seconds(name string, dst *time.Duration) { p.duration(name, time.Second, dst) }
+
+func (p *parser) boolean(name string, dst *bool) {
+	v := p.getenv(name)
+	if v == "" {
+		return
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		p.fail(name, v, "want true or false")
+		return
+	}
+	*dst = b
+}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaultsFollowTheContract(t *testing.T) {
+	c, err := Parse(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, ":8080", c.HTTPAddr)
+	require.Equal(t, "./data", c.DataDir)
+	require.Equal(t, "api-usage", c.KafkaTopic)
+	require.Equal(t, "127.0.0.1:9092", c.EmbeddedKafkaAddr)
+	require.Equal(t, 60*time.Second, c.RateLimitWindow)
+	require.Equal(t, 100, c.RateLimitMaxRequests)
+	require.Equal(t, 90, c.RetentionDays)
+	require.Equal(t, time.Hour, c.AggregationInterval)
+	require.Equal(t, 10.0, c.ErrorRateThreshold)
+	require.Equal(t, 3*time.Second, c.SlowResponseThreshold)
+	require.Equal(t, 5*time.Minute, c.HealthCheckInterval)
+	require.Equal(t, 10.0, c.HealthDegradedThreshold)
+	require.Equal(t, 25.0, c.HealthUnhealthyThreshold)
+	require.Equal(t, slog.LevelInfo, c.LogLevel)
+}
+
+func TestParsesEveryVariable(t *testing.T) {
+	c, err := Parse(env(map[string]string{
+		"APIMETER_HTTP_ADDR":             "127.0.0.1:9000",
+		"APIMETER_DATA_DIR":              "/var/lib/apimeter",
+		"CLICKHOUSE_URL":                 "clickhouse://u:p@ch:9000/db",
+		"CLICKHOUSE_CLUSTER":             "main",
+		"KAFKA_BROKERS":                  "k1:9092, k2:9092",
+		"KAFKA_TOPIC":                    "usage",
+		"REDIS_URL":                      "redis://r:6379/0",
+		"APIMETER_ADMIN_KEY":             "0123456789abcdef0123",
+		"ALERT_WEBHOOK_URL":              "https://hooks.example.com/x",
+		"SMTP_URL":                       "smtp://mail:25",
+		"OPS_ALERT_EMAIL":                "ops@example.com",
+		"API_RATE_LIMIT_WINDOW_MS":       "1000",
+		"API_RATE_LIMIT_MAX_REQUESTS":    "7",
+		"API_USAGE_RETENTION_DAYS":       "30",
+		"API_USAGE_AGGREGATION_INTERVAL": "600",
+		"API_ERROR_RATE_THRESHOLD":       "2.5",
+		"API_SLOW_RESPONSE_THRESHOLD":    "1500",
+		"API_HEALTH_CHECK_INTERVAL":      "60",
+		"API_HEALTH_DEGRADED_THRESHOLD":  "5",
+		"API_HEALTH_UNHEALTHY_THRESHOLD": "50",
+		"LOG_LEVEL":                      "debug",
+		"LOG_FORMAT":                     "json",
+		"API_USAGE_DEBUG":                "true",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, []string{"k1:9092", "k2:9092"}, c.KafkaBrokers)
+	require.Equal(t, time.Second, c.RateLimitWindow)
+	require.Equal(t, 7, c.RateLimitMaxRequests)
+	require.Equal(t, 30, c.RetentionDays)
+	require.Equal(t, 10*time.Minute, c.AggregationInterval)
+	require.Equal(t, 2.5, c.ErrorRateThreshold)
+	require.Equal(t, 1500*time.Millisecond, c.SlowResponseThreshold)
+	require.Equal(t, time.Minute, c.HealthCheckInterval)
+	require.Equal(t, 50.0, c.HealthUnhealthyThreshold)
+	require.Equal(t, slog.LevelDebug, c.LogLevel)
+	require.True(t, c.UsageDebug)
+	require.Equal(t, "main", c.ClickHouseCluster)
+}
+
+func TestReportsEveryProblemAtOnce(t *testing.T) {
+	_, err := Parse(env(map[string]string{
+		"APIMETER_HTTP_ADDR":             "nope",
+		"API_USAGE_RETENTION_DAYS":       "ninety",
+		"API_RATE_LIMIT_WINDOW_MS":       "-5",
+		"API_HEALTH_DEGRADED_THRESHOLD":  "30",
+		"API_HEALTH_UNHEALTHY_THRESHOLD": "20",
+		"LOG_LEVEL":                      "loud",
+		"REDIS_URL":                      "http://r:1",
+		"CLICKHOUSE_URL":                 "mysql://x",
+		"APIMETER_ADMIN_KEY":             "short",
+		"OPS_ALERT_EMAIL":                "not-an-address",
+		"API_USAGE_DEBUG":                "maybe",
+	}))
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{
+		"APIMETER_HTTP_ADDR", "API_USAGE_RETENTION_DAYS=\"ninety\"", "API_RATE_LIMIT_WINDOW_MS",
+		"API_HEALTH_UNHEALTHY_THRESHOLD", "LOG_LEVEL", "REDIS_URL", "CLICKHOUSE_URL", "APIMETER_ADMIN_KEY",
+		"OPS_ALERT_EMAIL", "API_USAGE_DEBUG",
+	} {
+		require.Contains(t, msg, want)
+	}
+	require.Equal(t, 10, strings.Count(msg, "\n")+1, msg)
+}
+
+func TestSecretsStayOutOfErrors(t *testing.T) {
+	_, err := Parse(env(map[string]string{"REDIS_URL": "ftp://u:hunter2@r:1"}))
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "hunter2")
+}
+
+func TestClickHousePasswordStaysOutOfErrors(t *testing.T) {
+	_, err := Parse(env(map[string]string{"CLICKHOUSE_URL": "clickhouse://u:hunter2@h:9000/%zz"}))
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "hunter2")
+}
