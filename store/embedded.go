@@ -38,6 +38,9 @@ type Embedded struct {
 	db    string
 	conns []*chdb.Conn
 	pool  chan *chdb.Conn
+	// bufs holds Native encoding buffers: a batch's block is tens of MB,
+	// worth reusing between inserts.
+	bufs sync.Pool
 
 	closeOnce sync.Once
 }
@@ -72,6 +75,7 @@ func OpenEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		}
 	}
 	e := &Embedded{lib: lib, path: path, db: cfg.Database, pool: make(chan *chdb.Conn, cfg.Conns)}
+	e.bufs.New = func() any { return new([]byte) }
 	for i := 0; i < cfg.Conns; i++ {
 		c, err := lib.Connect(path)
 		if err != nil {
@@ -175,7 +179,10 @@ func (e *Embedded) Insert(ctx context.Context, table string, b *Block, opts Inse
 	if err != nil {
 		return err
 	}
-	data, err := b.AppendNative(nil)
+	buf := e.bufs.Get().(*[]byte)
+	defer e.bufs.Put(buf)
+	data, err := b.AppendNative((*buf)[:0])
+	*buf = data
 	if err != nil {
 		return err
 	}
@@ -188,6 +195,18 @@ func (e *Embedded) Insert(ctx context.Context, table string, b *Block, opts Inse
 		return fmt.Errorf("insert into %s: %w", table, engineError(err))
 	}
 	return nil
+}
+
+// InsertFormat runs insert (an INSERT statement without FORMAT) with data
+// in a ClickHouse input format, such as JSONEachRow or CSV.
+func (e *Embedded) InsertFormat(ctx context.Context, insert, format string, data []byte) error {
+	c, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.release(c)
+	_, err = c.Insert(insert, format, data)
+	return engineError(err)
 }
 
 // insertPrefix renders "INSERT INTO t (cols) SETTINGS …" for both drivers.

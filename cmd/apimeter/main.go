@@ -22,6 +22,7 @@ Usage:
   apimeter serve                     run the HTTP API on the configured store
   apimeter migrate [flags]           apply schema migrations (see --help)
   apimeter rollups rebuild [flags]   recompute rollups from raw records
+  apimeter generate [flags]          load generated demo traffic into the store
   apimeter bench load [flags]        measure bulk-load rates
   apimeter version                   print the version
 
@@ -64,6 +65,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return exitCode(2)
 		}
 		return rebuildRollups(ctx, args[2:], stdout, stderr)
+	case "generate":
+		return generate(ctx, args[1:], stdout, stderr)
 	case "bench":
 		if len(args) < 2 || args[1] != "load" {
 			fmt.Fprint(stderr, "usage: apimeter bench load [flags]\n")

@@ -1,0 +1,65 @@
+# apimeter — the two commands a newcomer needs are `make run` and `make test`;
+# both install what they need (Go modules and the embedded ClickHouse engine).
+
+GO       ?= go
+BIN      := bin/apimeter
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+PKGS     := ./...
+
+# The embedded engine is installed once into ~/.cache/apimeter (outside the
+# repository), where the binary looks for it; CHDB_LIB_PATH overrides.
+
+.PHONY: all deps build run test test-race test-docker bench lint fmt golden clean
+
+all: build
+
+## deps: download Go modules and install libchdb (sha256-checked, cached)
+deps:
+	$(GO) mod download
+	@deploy/chdb/install.sh
+
+## build: the single binary, without cgo
+build:
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/apimeter
+
+## run: start apimeter serve on embedded defaults (data in ./data)
+run: deps build
+	./$(BIN) serve
+
+## test: the whole suite against the embedded engine (and real services when
+## CLICKHOUSE_TEST_URL, KAFKA_BROKERS or REDIS_URL point at them)
+test: deps lint
+	$(GO) test -count=1 -timeout 30m $(PKGS)
+
+## test-race: the suite with the race detector
+test-race: deps
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 45m $(PKGS)
+
+## test-docker: the store and schema tests against a ClickHouse server
+## started with testcontainers; says loudly when Docker is missing
+test-docker: deps
+	cd deploy/dockertest && $(GO) run . -- $(GO) test -count=1 ../../store/... ../../schema/...
+
+## bench: bulk-load rates (engine bound, Go path, naive baseline) and the
+## micro-benchmarks of the hot paths
+bench: deps build
+	./$(BIN) bench load
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+## lint: formatting and vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	CGO_ENABLED=0 $(GO) build $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## golden: rewrite the golden DDL files after an intended schema change
+golden:
+	$(GO) test ./schema -run Golden -update
+
+clean:
+	rm -rf bin

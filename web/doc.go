@@ -1,0 +1,3 @@
+// Package web will hold the dashboard, built from pinned npm packages and
+// embedded in the binary.
+package web
