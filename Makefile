@@ -31,6 +31,7 @@ run: deps build
 ## CLICKHOUSE_TEST_URL, KAFKA_BROKERS or REDIS_URL point at them)
 test: deps lint
 	$(GO) test -count=1 -timeout 30m $(PKGS)
+	@[ -n "$$CLICKHOUSE_TEST_URL" ] || echo "note: CLICKHOUSE_TEST_URL is not set, so the store and schema tests ran on the embedded engine only (make test-docker runs them on a ClickHouse server)"
 
 ## test-race: the suite with the race detector
 test-race: deps

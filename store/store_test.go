@@ -308,3 +308,14 @@ func TestDataDirLockedByAnotherProcess(t *testing.T) {
 	require.Contains(t, string(out), "one process per data directory")
 	require.True(t, strings.Contains(string(out), dir))
 }
+
+func TestServerDriver(t *testing.T) {
+	if !storetest.Server() {
+		t.Skip("CLICKHOUSE_TEST_URL is not set: the store tests ran on the embedded engine only; set it, or run make test-docker, to run them on a ClickHouse server")
+	}
+	d := storetest.Open(t)
+	require.Equal(t, "clickhouse", d.Kind())
+	_, err := store.OpenServer(context.Background(), "clickhouse://u:hunter2@127.0.0.1:1/db?dial_timeout=200ms")
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "hunter2")
+}
