@@ -1,0 +1,269 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var src = Source{Topic: "api-usage", Partition: 3, Offset: 1200, TimestampMs: time.Date(2026, 11, 27, 10, 0, 1, 0, time.UTC).UnixMilli()}
+
+const contractExample = `{
+  "id": "0193a3c4-8f0e-7c2a-9d51-6b2f0e8a1c77",
+  "type": "api_call",
+  "timestamp": "2026-11-27T10:00:00.123Z",
+  "tenantId": "tenant-123",
+  "userId": "user-42",
+  "apiKeyId": "key_7f3a",
+  "endpoint": "/api/users/:id",
+  "method": "GET",
+  "statusCode": 200,
+  "responseTimeMs": 45,
+  "requestBytes": 512,
+  "responseBytes": 2048,
+  "metadata": {"filtered": "true"}
+}`
+
+func TestDecodeContractExample(t *testing.T) {
+	var r Record
+	require.Nil(t, Decode([]byte(contractExample), src, Policy{}, &r))
+	require.Equal(t, Record{
+		ID: "0193a3c4-8f0e-7c2a-9d51-6b2f0e8a1c77", Type: TypeAPICall,
+		EventTimeMs: time.Date(2026, 11, 27, 10, 0, 0, 123e6, time.UTC).UnixMilli(), IngestedAtMs: src.TimestampMs,
+		TenantID: "tenant-123", UserID: "user-42", APIKeyID: "key_7f3a", Endpoint: "/api/users/:id", Method: "GET",
+		StatusCode: 200, ResponseTimeUs: 45000, RequestBytes: 512, ResponseBytes: 2048,
+		Metadata: map[string]string{"filtered": "true"},
+		Topic: "api-usage", Partition: 3, Offset: 1200,
+	}, r)
+}
+
+func TestDecodeDefaults(t *testing.T) {
+	var r Record
+	rej := Decode([]byte(`{"userId":"u","endpoint":"/x","method":"post","statusCode":201,"responseTimeMs":0.25,"extra":{"a":[1,2,{"b":null}]}}`), src, Policy{}, &r)
+	require.Nil(t, rej)
+	require.Equal(t, "kafka:api-usage:3:1200", r.ID, "an absent id comes from the Kafka coordinates")
+	require.Equal(t, TypeAPICall, r.Type)
+	require.Equal(t, "default", r.TenantID)
+	require.Equal(t, src.TimestampMs, r.EventTimeMs, "an absent timestamp is the Kafka timestamp")
+	require.Equal(t, "POST", r.Method)
+	require.Equal(t, uint64(250), r.ResponseTimeUs, "sub-millisecond latencies are kept")
+	require.Nil(t, r.Metadata)
+
+	require.Nil(t, Decode([]byte(`{"userId":"u","endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":1,"timestamp":1795000000123}`),
+		Source{TimestampMs: 1795000000000}, Policy{}, &r))
+	require.Equal(t, int64(1795000000123), r.EventTimeMs, "epoch milliseconds")
+
+	require.Nil(t, Decode([]byte(`{"type":"feature","userId":"u","feature":"export","quantity":2.5,"tenantId":"t"}`), src, Policy{}, &r))
+	require.Equal(t, TypeFeature, r.Type)
+	require.Equal(t, "export", r.Feature)
+	require.Equal(t, 2.5, r.Quantity)
+
+	require.Nil(t, Decode([]byte(`{"userId":"\u00fc\ud83d\ude00","endpoint":"/a\"b\\c\/d","method":"GET","statusCode":200,"responseTimeMs":1}`), src, Policy{}, &r))
+	require.Equal(t, "ü😀", r.UserID)
+	require.Equal(t, `/a"b\c/d`, r.Endpoint)
+}
+
+// TestRejectionCatalogue holds one bad record per contract rule.
+func TestRejectionCatalogue(t *testing.T) {
+	good := func(extra string) string {
+		return `{"userId":"u","endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":5` + extra + `}`
+	}
+	for _, c := range []struct {
+		name, in string
+		reason   Reason
+		field    string
+	}{
+		{"malformed JSON", `{"userId":"u",`, ReasonMalformedJSON, ""},
+		{"trailing garbage", good("") + "x", ReasonMalformedJSON, ""},
+		{"single quotes", `{'userId':'u'}`, ReasonMalformedJSON, ""},
+		{"empty", ``, ReasonMalformedJSON, ""},
+		{"array", `[1,2]`, ReasonNotObject, ""},
+		{"string", `"hello"`, ReasonNotObject, ""},
+		{"oversized", good(`,"pad":"` + strings.Repeat("x", MaxRecordBytes) + `"`), ReasonTooLarge, ""},
+		{"invalid UTF-8", "{\"userId\":\"\xff\xfe\"}", ReasonInvalidUTF8, ""},
+		{"missing userId", `{"endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":5}`, ReasonMissingField, "userId"},
+		{"null userId", `{"userId":null,"endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":5}`, ReasonMissingField, "userId"},
+		{"missing endpoint", `{"userId":"u","method":"GET","statusCode":200,"responseTimeMs":5}`, ReasonMissingField, "endpoint"},
+		{"missing method", `{"userId":"u","endpoint":"/x","statusCode":200,"responseTimeMs":5}`, ReasonMissingField, "method"},
+		{"missing status", `{"userId":"u","endpoint":"/x","method":"GET","responseTimeMs":5}`, ReasonMissingField, "statusCode"},
+		{"missing latency", `{"userId":"u","endpoint":"/x","method":"GET","statusCode":200}`, ReasonMissingField, "responseTimeMs"},
+		{"status as string", `{"userId":"u","endpoint":"/x","method":"GET","statusCode":"200","responseTimeMs":5}`, ReasonWrongType, "statusCode"},
+		{"userId as number", `{"userId":42,"endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":5}`, ReasonWrongType, "userId"},
+		{"metadata as array", good(`,"metadata":["a"]`), ReasonWrongType, "metadata"},
+		{"metadata number value", good(`,"metadata":{"a":1}`), ReasonWrongType, "metadata"},
+		{"timestamp as bool", good(`,"timestamp":true`), ReasonWrongType, "timestamp"},
+		{"status 999", `{"userId":"u","endpoint":"/x","method":"GET","statusCode":999,"responseTimeMs":5}`, ReasonInvalidValue, "statusCode"},
+		{"status 99", `{"userId":"u","endpoint":"/x","method":"GET","statusCode":99,"responseTimeMs":5}`, ReasonInvalidValue, "statusCode"},
+		{"fractional status", `{"userId":"u","endpoint":"/x","method":"GET","statusCode":200.5,"responseTimeMs":5}`, ReasonInvalidValue, "statusCode"},
+		{"negative latency", `{"userId":"u","endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":-1}`, ReasonInvalidValue, "responseTimeMs"},
+		{"huge number", `{"userId":"u","endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":1e400}`, ReasonInvalidValue, "responseTimeMs"},
+		{"negative bytes", good(`,"requestBytes":-5`), ReasonInvalidValue, "requestBytes"},
+		{"bad method", `{"userId":"u","endpoint":"/x","method":"GE T","statusCode":200,"responseTimeMs":5}`, ReasonInvalidValue, "method"},
+		{"empty userId", `{"userId":"","endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":5}`, ReasonInvalidValue, "userId"},
+		{"unknown type", good(`,"type":"click"`), ReasonInvalidValue, "type"},
+		{"bad timestamp text", good(`,"timestamp":"yesterday"`), ReasonInvalidValue, "timestamp"},
+		{"far future", good(`,"timestamp":"2026-11-27T10:06:00Z"`), ReasonFutureTimestamp, "timestamp"},
+		{"too old", good(`,"timestamp":"2026-08-01T00:00:00Z"`), ReasonExpiredTimestamp, "timestamp"},
+		{"id too long", good(`,"id":"` + strings.Repeat("i", MaxIDBytes+1) + `"`), ReasonFieldTooLong, "id"},
+		{"empty id", good(`,"id":""`), ReasonInvalidValue, "id"},
+		{"too many metadata keys", good(`,"metadata":{` + metadataKeys(MaxMetadataKeys+1) + `}`), ReasonTooManyMetadata, "metadata"},
+		{"feature without quantity", `{"type":"feature","userId":"u","feature":"f"}`, ReasonMissingField, "quantity"},
+		{"feature zero quantity", `{"type":"feature","userId":"u","feature":"f","quantity":0}`, ReasonInvalidValue, "quantity"},
+		{"feature without name", `{"type":"feature","userId":"u","quantity":1}`, ReasonMissingField, "feature"},
+		{"raw control char", "{\"userId\":\"a\tb\"}", ReasonMalformedJSON, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var r Record
+			rej := Decode([]byte(c.in), src, Policy{}, &r)
+			require.NotNil(t, rej, "accepted: %+v", r)
+			require.Equal(t, c.reason, rej.Reason, rej.Error())
+			require.Equal(t, c.field, rej.Field, rej.Error())
+			require.NotEmpty(t, rej.Detail)
+			// The reference decoder agrees.
+			ref := referenceDecode(NewDecoder(Policy{}), []byte(c.in), src, &r)
+			require.NotNil(t, ref)
+			require.Equal(t, rej.Reason, ref.Reason)
+		})
+	}
+	// Exactly at the limits is fine.
+	var r Record
+	require.Nil(t, Decode([]byte(good(`,"metadata":{`+metadataKeys(MaxMetadataKeys)+`},"id":"`+strings.Repeat("i", MaxIDBytes)+`"`)), src, Policy{}, &r))
+	require.Nil(t, Decode([]byte(good(`,"timestamp":"2026-11-27T10:05:01Z"`)), src, Policy{}, &r))
+}
+
+func metadataKeys(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"k` + strings.Repeat("x", i) + `":"v"`)
+	}
+	return b.String()
+}
+
+// referenceDecode is the decoder built on encoding/json: slower, and
+// obviously right about JSON. It feeds the same validation, so comparing
+// the two tests the hand-written scanner.
+func referenceDecode(d *Decoder, data []byte, src Source, r *Record) *Rejection {
+	if rej := checkBytes(data); rej != nil {
+		return rej
+	}
+	if !json.Valid(data) {
+		return reject(ReasonMalformedJSON, "", "invalid JSON")
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if trimmed[0] != '{' {
+		return notObject(kindOf(trimmed))
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return reject(ReasonMalformedJSON, "", "%v", err)
+	}
+	var fields [numFields]fieldValue
+	for name, msg := range raw {
+		if i := fieldIndex([]byte(name)); i >= 0 {
+			fields[i] = refValue(msg)
+			if i == fMetadata && fields[i].kind == kObject {
+				dec := json.NewDecoder(bytes.NewReader(msg))
+				dec.Token() // {
+				for dec.More() {
+					k, _ := dec.Token()
+					var v json.RawMessage
+					dec.Decode(&v)
+					fields[i].members = append(fields[i].members, member{key: []byte(k.(string)), val: refValue(v)})
+				}
+			}
+		}
+	}
+	return d.validate(&fields, src, r)
+}
+
+func kindOf(b []byte) jsonKind {
+	switch b[0] {
+	case '"':
+		return kString
+	case '{':
+		return kObject
+	case '[':
+		return kArray
+	case 't', 'f':
+		return kBool
+	case 'n':
+		return kNull
+	}
+	return kNumber
+}
+
+func refValue(msg json.RawMessage) fieldValue {
+	v := fieldValue{set: true, kind: kindOf(msg), text: msg}
+	if v.kind == kString {
+		var s string
+		json.Unmarshal(msg, &s)
+		v.text = []byte(s)
+	}
+	return v
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		contractExample,
+		`{"type":"feature","userId":"u","feature":"f","quantity":1}`,
+		`{"userId":"u\u0000\ud800x","endpoint":"/","method":"get","statusCode":2e2,"responseTimeMs":1E-3,"metadata":{"a":"b","a":"c"}}`,
+		`{"userId":"u","userId":7}`,
+		`[{"userId":"u"}]`,
+		`{"metadata":{"k":"v"},"metadata":null,"userId":"x","endpoint":"e","method":"M","statusCode":100,"responseTimeMs":0}`,
+		"{\"a\":\"\\uD83D\\uDE00\\uDE00\"}",
+		` { } `,
+	} {
+		f.Add([]byte(s))
+	}
+	dec, ref := NewDecoder(Policy{}), NewDecoder(Policy{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var got, want Record
+		gr := dec.Decode(data, src, &got)
+		wr := referenceDecode(ref, data, src, &want)
+		if (gr == nil) != (wr == nil) {
+			t.Fatalf("decoder %v, reference %v, input %q", gr, wr, data)
+		}
+		if gr != nil {
+			if gr.Reason != wr.Reason || gr.Field != wr.Field {
+				t.Fatalf("decoder %v, reference %v, input %q", gr, wr, data)
+			}
+			return
+		}
+		require.Equal(t, want, got, "input %q", data)
+	})
+}
+
+func BenchmarkDecode(b *testing.B) {
+	d := NewDecoder(Policy{})
+	data := []byte(contractExample)
+	var r Record
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if rej := d.Decode(data, src, &r); rej != nil {
+			b.Fatal(rej)
+		}
+	}
+}
+
+func BenchmarkDecodeCompact(b *testing.B) {
+	d := NewDecoder(Policy{})
+	var buf bytes.Buffer
+	json.Compact(&buf, []byte(contractExample))
+	data := buf.Bytes()
+	var r Record
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if rej := d.Decode(data, src, &r); rej != nil {
+			b.Fatal(rej)
+		}
+	}
+}
