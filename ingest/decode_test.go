@@ -267,3 +267,17 @@ func BenchmarkDecodeCompact(b *testing.B) {
 		}
 	}
 }
+
+func TestAppendJSONRoundTrips(t *testing.T) {
+	g := NewGenerator(GeneratorConfig{Count: 2000, FeatureShare: 0.2, Start: time.UnixMilli(src.TimestampMs).Add(-time.Hour), Span: time.Hour})
+	dec := NewDecoder(Policy{})
+	var r, back Record
+	for g.Next(&r) {
+		data := r.AppendJSON(nil)
+		require.True(t, json.Valid(data), "%s", data)
+		s := Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, TimestampMs: src.TimestampMs}
+		require.Nil(t, dec.Decode(data, s, &back), "%s", data)
+		r.IngestedAtMs = src.TimestampMs
+		require.Equal(t, r, back)
+	}
+}

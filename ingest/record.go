@@ -1,6 +1,10 @@
 package ingest
 
-import "github.com/apimeter/apimeter/store"
+import (
+	"strconv"
+
+	"github.com/apimeter/apimeter/store"
+)
 
 // Record types.
 const (
@@ -147,4 +151,59 @@ func (c *FeatureColumns) Block() *store.Block {
 		Add("kafka_topic", "LowCardinality(String)", c.topic).
 		Add("kafka_partition", "Int32", c.partition).
 		Add("kafka_offset", "Int64", c.offset)
+}
+
+// AppendJSON appends the record in the wire format of the product contract
+// (the form producers send), for load generators and tests.
+func (r *Record) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = strconv.AppendQuote(dst, r.ID)
+	if r.Type != "" && r.Type != TypeAPICall {
+		dst = append(dst, `,"type":`...)
+		dst = strconv.AppendQuote(dst, r.Type)
+	}
+	dst = append(dst, `,"timestamp":`...)
+	dst = strconv.AppendInt(dst, r.EventTimeMs, 10)
+	dst = append(dst, `,"tenantId":`...)
+	dst = strconv.AppendQuote(dst, r.TenantID)
+	dst = append(dst, `,"userId":`...)
+	dst = strconv.AppendQuote(dst, r.UserID)
+	if r.APIKeyID != "" {
+		dst = append(dst, `,"apiKeyId":`...)
+		dst = strconv.AppendQuote(dst, r.APIKeyID)
+	}
+	if r.Type == TypeFeature {
+		dst = append(dst, `,"feature":`...)
+		dst = strconv.AppendQuote(dst, r.Feature)
+		dst = append(dst, `,"quantity":`...)
+		dst = strconv.AppendFloat(dst, r.Quantity, 'g', -1, 64)
+	} else {
+		dst = append(dst, `,"endpoint":`...)
+		dst = strconv.AppendQuote(dst, r.Endpoint)
+		dst = append(dst, `,"method":`...)
+		dst = strconv.AppendQuote(dst, r.Method)
+		dst = append(dst, `,"statusCode":`...)
+		dst = strconv.AppendUint(dst, uint64(r.StatusCode), 10)
+		dst = append(dst, `,"responseTimeMs":`...)
+		dst = strconv.AppendFloat(dst, float64(r.ResponseTimeUs)/1000, 'f', -1, 64)
+		dst = append(dst, `,"requestBytes":`...)
+		dst = strconv.AppendUint(dst, r.RequestBytes, 10)
+		dst = append(dst, `,"responseBytes":`...)
+		dst = strconv.AppendUint(dst, r.ResponseBytes, 10)
+	}
+	if len(r.Metadata) > 0 {
+		dst = append(dst, `,"metadata":{`...)
+		first := true
+		for k, v := range r.Metadata {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = strconv.AppendQuote(dst, k)
+			dst = append(dst, ':')
+			dst = strconv.AppendQuote(dst, v)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
 }

@@ -1,0 +1,163 @@
+package ingest
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/apimeter/apimeter/store"
+)
+
+// Batch is a contiguous range of one partition's offsets, decoded: the
+// unit that is loaded, deduplicated and committed as one.
+type Batch struct {
+	Topic     string
+	Partition int32
+	// First and Last bound the offsets the batch covers: First is where the
+	// partition resumed (it may precede the first message), Last the last
+	// message's offset.
+	First, Last int64
+	Usage       UsageColumns
+	Features    FeatureColumns
+	Rejected    []DeadLetter
+	Duplicates  int
+	Messages    int
+	Bytes       int
+	// MinEventMs and MaxEventMs span the accepted records' event times.
+	MinEventMs, MaxEventMs int64
+	// Replay marks a batch rebuilt from a pending intent after a crash or
+	// a rebalance.
+	Replay bool
+}
+
+// DeadLetter is a rejected message on its way to the dead-letter topic.
+type DeadLetter struct {
+	Key, Value  []byte
+	Rejection   Rejection
+	Topic       string
+	Partition   int32
+	Offset      int64
+	TimestampMs int64
+}
+
+// Token names the batch for insert deduplication; the same range always
+// has the same token.
+func (b *Batch) Token() string {
+	return fmt.Sprintf("%s:%d:%d-%d", b.Topic, b.Partition, b.First, b.Last)
+}
+
+// Empty reports whether the batch covers no message.
+func (b *Batch) Empty() bool { return b.Messages == 0 }
+
+// Accepted is the number of records to store.
+func (b *Batch) Accepted() int { return b.Usage.Len() + b.Features.Len() }
+
+// batcher is the decode stage of one partition: it turns messages into a
+// batch, rejecting bad records and dropping retried ids.
+type batcher struct {
+	topic     string
+	partition int32
+	dec       *Decoder
+	window    *idWindow
+	rec       Record
+}
+
+// add decodes one message into b.
+func (bt *batcher) add(b *Batch, m kafka.Message) {
+	ts := m.Time.UnixMilli()
+	if m.Time.IsZero() {
+		ts = time.Now().UnixMilli()
+	}
+	b.Messages++
+	b.Bytes += len(m.Value)
+	b.Last = m.Offset
+	src := Source{Topic: bt.topic, Partition: bt.partition, Offset: m.Offset, TimestampMs: ts}
+	if rej := bt.dec.Decode(m.Value, src, &bt.rec); rej != nil {
+		b.Rejected = append(b.Rejected, DeadLetter{
+			Key: m.Key, Value: m.Value, Rejection: *rej,
+			Topic: bt.topic, Partition: bt.partition, Offset: m.Offset, TimestampMs: ts,
+		})
+		return
+	}
+	r := &bt.rec
+	if bt.window.Check(r.ID, ts) {
+		b.Duplicates++
+		return
+	}
+	if b.Accepted() == 0 || r.EventTimeMs < b.MinEventMs {
+		b.MinEventMs = r.EventTimeMs
+	}
+	if r.EventTimeMs > b.MaxEventMs {
+		b.MaxEventMs = r.EventTimeMs
+	}
+	if r.Type == TypeFeature {
+		b.Features.Append(r)
+	} else {
+		b.Usage.Append(r)
+	}
+}
+
+// rejectionsBlock is the batch's rejected records for ingest_rejections.
+func rejectionsBlock(letters []DeadLetter) *store.Block {
+	n := len(letters)
+	topic, reason, field, detail, sample := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	part, size := make([]int32, n), make([]uint32, n)
+	offset, ts := make([]int64, n), make([]int64, n)
+	for i, d := range letters {
+		topic[i], part[i], offset[i], ts[i] = d.Topic, d.Partition, d.Offset, d.TimestampMs
+		reason[i], field[i], detail[i] = string(d.Rejection.Reason), d.Rejection.Field, d.Rejection.Detail
+		size[i] = uint32(len(d.Value))
+		sample[i] = sampleOf(d.Value)
+	}
+	return store.NewBlock().
+		Add("kafka_topic", "LowCardinality(String)", topic).
+		Add("kafka_partition", "Int32", part).
+		Add("kafka_offset", "Int64", offset).
+		Add("kafka_timestamp", "DateTime64(3, 'UTC')", ts).
+		Add("reason", "LowCardinality(String)", reason).
+		Add("field", "LowCardinality(String)", field).
+		Add("detail", "String", detail).
+		Add("size", "UInt32", size).
+		Add("sample", "String", sample)
+}
+
+// sampleOf keeps the start of a rejected record for people to look at,
+// cut at a UTF-8 boundary when the bytes are UTF-8.
+func sampleOf(b []byte) string {
+	const max = 512
+	if len(b) <= max {
+		return string(b)
+	}
+	cut := max
+	for cut > max-4 && cut > 0 && b[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return string(b[:cut])
+}
+
+// ledgerBlock is the row ingest_batches keeps for a loaded batch.
+func ledgerBlock(b *Batch, loadMs uint32) *store.Block {
+	return store.NewBlock().
+		Add("kafka_topic", "LowCardinality(String)", []string{b.Topic}).
+		Add("kafka_partition", "Int32", []int32{b.Partition}).
+		Add("first_offset", "Int64", []int64{b.First}).
+		Add("last_offset", "Int64", []int64{b.Last}).
+		Add("messages", "UInt32", []uint32{uint32(b.Messages)}).
+		Add("records", "UInt32", []uint32{uint32(b.Usage.Len())}).
+		Add("features", "UInt32", []uint32{uint32(b.Features.Len())}).
+		Add("rejected", "UInt32", []uint32{uint32(len(b.Rejected))}).
+		Add("duplicates", "UInt32", []uint32{uint32(b.Duplicates)}).
+		Add("bytes", "UInt64", []uint64{uint64(b.Bytes)}).
+		Add("min_event_time", "DateTime64(3, 'UTC')", []int64{b.MinEventMs}).
+		Add("max_event_time", "DateTime64(3, 'UTC')", []int64{b.MaxEventMs}).
+		Add("load_ms", "UInt32", []uint32{loadMs}).
+		Add("replay", "UInt8", []uint8{boolByte(b.Replay)})
+}
+
+func boolByte(v bool) uint8 {
+	if v {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,68 @@
+package ingest
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Broker is the embedded Kafka-protocol broker (franz-go's kfake) that
+// `serve` starts when KAFKA_BROKERS is empty, so a fresh install accepts
+// records from any Kafka producer. It keeps its log under a data directory
+// and reloads it on start; writes reach the disk at the operating
+// system's pace (like Kafka's default flush policy), so a machine crash can
+// lose the last records written, while a process crash does not.
+type Broker struct {
+	cluster *kfake.Cluster
+}
+
+// BrokerConfig configures the embedded broker.
+type BrokerConfig struct {
+	// Addr is host:port to listen on; port 0 picks one.
+	Addr string
+	// DataDir keeps the log across restarts; empty keeps it in memory.
+	DataDir string
+	// Topics are created at start with Partitions partitions each.
+	Topics     []string
+	Partitions int
+}
+
+// StartBroker starts the embedded broker.
+func StartBroker(cfg BrokerConfig) (*Broker, error) {
+	host, portText, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded kafka address %q: %w", cfg.Addr, err)
+	}
+	var port int
+	if _, err := fmt.Sscan(portText, &port); err != nil {
+		return nil, fmt.Errorf("embedded kafka address %q: bad port", cfg.Addr)
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = 8
+	}
+	opts := []kfake.Opt{
+		kfake.Ports(port),
+		kfake.ListenFn(func(network, address string) (net.Listener, error) {
+			_, p, _ := net.SplitHostPort(address)
+			return net.Listen(network, net.JoinHostPort(host, p))
+		}),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(cfg.Partitions),
+		kfake.SeedTopics(int32(cfg.Partitions), cfg.Topics...),
+	}
+	if cfg.DataDir != "" {
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("embedded kafka on %s: %w", cfg.Addr, err)
+	}
+	return &Broker{cluster: c}, nil
+}
+
+// Addr is the address clients connect to.
+func (b *Broker) Addr() string { return b.cluster.ListenAddrs()[0] }
+
+// Close stops the broker, flushing its log.
+func (b *Broker) Close() { b.cluster.Close() }

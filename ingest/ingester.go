@@ -1,0 +1,567 @@
+package ingest
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/apimeter/apimeter/store"
+)
+
+// Config configures the ingester. Zero fields take the defaults in their
+// comments.
+type Config struct {
+	// Brokers are the Kafka bootstrap addresses. Required.
+	Brokers []string
+	// Topic carries the usage records. Default "api-usage".
+	Topic string
+	// DeadLetterTopic receives rejected records. Default Topic + "-dlq".
+	DeadLetterTopic string
+	// Group is the consumer group. Default "apimeter-ingest".
+	Group string
+	// Partitions is the partition count used when the ingester creates the
+	// topic. Default 8.
+	Partitions int
+	// MaxBatchRecords, MaxBatchBytes and MaxBatchWait close a partition's
+	// batch: whichever comes first. Defaults 100,000 records, 32 MiB of
+	// messages, 1 second after the batch's first message.
+	MaxBatchRecords int
+	MaxBatchBytes   int
+	MaxBatchWait    time.Duration
+	// DedupWindow is how long, in Kafka time, a record id is remembered
+	// per partition to drop producer retries. Default 15 minutes; a
+	// negative value turns it off.
+	DedupWindow time.Duration
+	// DedupMaxIDs caps the ids remembered per partition (about 40 bytes
+	// each). Default 2,000,000.
+	DedupMaxIDs int
+	// Retention is how old a record may be (API_USAGE_RETENTION_DAYS).
+	// Default 90 days.
+	Retention time.Duration
+	// RetryMin and RetryMax bound the backoff between failed loads.
+	// Defaults 100ms and 10s.
+	RetryMin, RetryMax time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Topic == "" {
+		c.Topic = "api-usage"
+	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = c.Topic + "-dlq"
+	}
+	if c.Group == "" {
+		c.Group = "apimeter-ingest"
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 8
+	}
+	if c.MaxBatchRecords <= 0 {
+		c.MaxBatchRecords = 100_000
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 32 << 20
+	}
+	if c.MaxBatchWait <= 0 {
+		c.MaxBatchWait = time.Second
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = 15 * time.Minute
+	}
+	if c.DedupMaxIDs <= 0 {
+		c.DedupMaxIDs = 2_000_000
+	}
+	if c.Retention <= 0 {
+		c.Retention = 90 * 24 * time.Hour
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = 100 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 10 * time.Second
+	}
+}
+
+// Store is what the ingester needs of a store.
+type Store interface {
+	Insert(ctx context.Context, table string, b *store.Block, opts store.InsertOptions) error
+	Query(ctx context.Context, query string, params ...store.Param) (store.Rows, error)
+}
+
+// Ingester consumes usage records from Kafka and loads them into
+// ClickHouse, each record exactly once (see DESIGN.md for the argument).
+// Per assigned partition it runs two stages: consume → decode → batch in
+// one goroutine, load → commit in another, with one batch in between, so
+// decoding overlaps loading and a slow store stops fetching.
+type Ingester struct {
+	cfg     Config
+	store   Store
+	log     *slog.Logger
+	metrics *metrics
+	offsets offsetStore
+	client  *kafka.Client
+	dlq     *kafka.Writer
+
+	// newReader opens a partition's message source; tests replace it.
+	newReader func(partition int, offset int64) messageSource
+}
+
+// messageSource is one partition's stream of messages.
+type messageSource interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	Lag() int64
+	Close() error
+}
+
+// New builds an ingester; reg receives its metrics (nil for none).
+func New(cfg Config, st Store, log *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
+	cfg.setDefaults()
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("ingest: no Kafka brokers")
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	in := &Ingester{
+		cfg:     cfg,
+		store:   st,
+		log:     log,
+		metrics: newMetrics(reg),
+		client:  client,
+		offsets: &groupOffsets{client: client, group: cfg.Group, topic: cfg.Topic},
+		dlq: &kafka.Writer{
+			Addr: kafka.TCP(cfg.Brokers...), Topic: cfg.DeadLetterTopic, Balancer: &kafka.Hash{},
+			RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, AllowAutoTopicCreation: true,
+		},
+	}
+	in.newReader = func(partition int, offset int64) messageSource {
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers: cfg.Brokers, Topic: cfg.Topic, Partition: partition,
+			MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond, QueueCapacity: 10_000,
+			ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
+			ErrorLogger: kafkaLogger(log, slog.LevelDebug),
+		})
+		r.SetOffset(offset)
+		return r
+	}
+	return in, nil
+}
+
+// Stats is a snapshot of the ingester's progress.
+func (in *Ingester) Stats() Stats { return in.metrics.snapshot(time.Now()) }
+
+// Close releases the ingester's Kafka writers.
+func (in *Ingester) Close() error { return in.dlq.Close() }
+
+func kafkaLogger(log *slog.Logger, level slog.Level) kafka.LoggerFunc {
+	return func(msg string, args ...any) {
+		log.Log(context.Background(), level, "kafka: "+fmt.Sprintf(msg, args...))
+	}
+}
+
+// Run consumes until ctx is cancelled. It joins the consumer group and, in
+// every generation, runs one consumer per assigned partition; a rebalance
+// ends them all (kafka-go waits for them before joining the next
+// generation).
+func (in *Ingester) Run(ctx context.Context) error {
+	for {
+		err := ensureTopics(ctx, in.client, in.cfg)
+		if err == nil {
+			break
+		}
+		in.log.Warn("kafka topics not ready; retrying", "err", err)
+		if !sleep(ctx, 2*time.Second) {
+			return nil
+		}
+	}
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID: in.cfg.Group, Brokers: in.cfg.Brokers, Topics: []string{in.cfg.Topic},
+		StartOffset:       kafka.FirstOffset,
+		HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second,
+		JoinGroupBackoff:      time.Second,
+		WatchPartitionChanges: true, PartitionWatchInterval: 5 * time.Second,
+		Logger:      kafkaLogger(in.log, slog.LevelDebug),
+		ErrorLogger: kafkaLogger(in.log, slog.LevelDebug),
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: consumer group: %w", err)
+	}
+	defer group.Close()
+	in.log.Info("ingester started", "topic", in.cfg.Topic, "group", in.cfg.Group, "brokers", in.cfg.Brokers)
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			in.log.Warn("consumer group: waiting for the next generation", "err", err)
+			if !sleep(ctx, time.Second) {
+				return nil
+			}
+			continue
+		}
+		parts := gen.Assignments[in.cfg.Topic]
+		in.log.Info("partitions assigned", "generation", gen.ID, "count", len(parts))
+		for _, a := range parts {
+			gen.Start(func(ctx context.Context) { in.consume(ctx, gen, a.ID) })
+		}
+	}
+}
+
+// consume runs one partition until its generation ends or its ledger
+// commits are refused.
+func (in *Ingester) consume(ctx context.Context, gen *kafka.Generation, partition int) {
+	log := in.log.With("partition", partition)
+	defer in.metrics.dropPartition(partition)
+
+	var committed int64
+	var meta string
+	for {
+		var err error
+		committed, meta, err = in.offsets.Fetch(ctx, partition)
+		if err == nil {
+			break
+		}
+		log.Warn("fetch committed offset", "err", err)
+		if !sleep(ctx, time.Second) {
+			return
+		}
+	}
+	var replay *intent
+	if it, ok := parseIntent(meta); ok && it.pending && it.first == committed {
+		replay = &it
+		log.Info("replaying an unfinished batch", "first", it.first, "last", it.last)
+	}
+	start := committed
+	if start < 0 {
+		start = kafka.FirstOffset
+	}
+	src := in.newReader(partition, start)
+	defer src.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan *Batch, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(batches)
+		in.fetch(ctx, src, partition, committed, replay, batches)
+	}()
+	in.load(ctx, gen, partition, batches)
+	cancel()
+	wg.Wait()
+}
+
+// fetch is the consume → decode → batch stage. next is the first offset
+// the partition resumes from (-1 when the group has no commit yet).
+func (in *Ingester) fetch(ctx context.Context, src messageSource, partition int, next int64, replay *intent, out chan<- *Batch) {
+	bt := &batcher{
+		topic: in.cfg.Topic, partition: int32(partition),
+		dec:    NewDecoder(Policy{Retention: in.cfg.Retention}),
+		window: newIDWindow(in.cfg.DedupWindow.Milliseconds(), in.cfg.DedupMaxIDs),
+	}
+	restored := false
+	var carry *kafka.Message // a message read past a replayed range
+	for {
+		b := &Batch{Topic: in.cfg.Topic, Partition: int32(partition), First: next}
+		var deadline time.Time
+		for replay != nil || (b.Messages < in.cfg.MaxBatchRecords && b.Bytes < in.cfg.MaxBatchBytes) {
+			var m kafka.Message
+			if carry != nil {
+				m, carry = *carry, nil
+			} else {
+				fctx, cancel := ctx, context.CancelFunc(func() {})
+				if b.Messages > 0 && replay == nil {
+					fctx, cancel = context.WithDeadline(ctx, deadline)
+				}
+				var err error
+				m, err = src.FetchMessage(fctx)
+				cancel()
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					if errors.Is(err, context.DeadlineExceeded) {
+						break // the batch has waited long enough
+					}
+					in.log.Warn("kafka fetch", "partition", partition, "err", err)
+					if !sleep(ctx, 500*time.Millisecond) {
+						return
+					}
+					continue
+				}
+			}
+			if replay != nil && m.Offset > replay.last {
+				// Retention removed the end of the range: close it here and
+				// keep the message for the next batch.
+				carry = &m
+				break
+			}
+			if !restored {
+				before := m.Offset
+				if b.First >= 0 {
+					before = b.First
+				}
+				if err := in.restoreWindow(ctx, bt.window, partition, before, m.Time); err != nil {
+					in.log.Error("restore the retry window", "partition", partition, "err", err)
+					return
+				}
+				restored = true
+			}
+			if b.First < 0 {
+				b.First = m.Offset
+			}
+			if b.Messages == 0 {
+				deadline = time.Now().Add(in.cfg.MaxBatchWait)
+			}
+			bt.add(b, m)
+			if replay != nil && m.Offset >= replay.last {
+				break
+			}
+		}
+		if replay != nil {
+			b.Replay, b.Last = true, replay.last
+			replay = nil
+		}
+		in.metrics.windowIDs.WithLabelValues(strconv.Itoa(partition)).Set(float64(bt.window.Len()))
+		if n := bt.window.truncated; n > 0 {
+			in.metrics.truncated.Add(float64(n))
+			bt.window.truncated = 0
+		}
+		if lag := src.Lag(); lag >= 0 {
+			in.metrics.setLag(partition, lag)
+		}
+		if b.Empty() {
+			continue
+		}
+		next = b.Last + 1
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+//go:embed restore_window.sql
+var restoreWindowSQL string
+
+// restoreWindow refills a partition's retry window with the ids it stored
+// before offset `before` within the window of Kafka time preceding at.
+func (in *Ingester) restoreWindow(ctx context.Context, w *idWindow, partition int, before int64, at time.Time) error {
+	if w.span <= 0 {
+		return nil
+	}
+	since := at.Add(-in.cfg.DedupWindow)
+	for {
+		rows, err := in.store.Query(ctx, restoreWindowSQL,
+			store.Named("topic", in.cfg.Topic), store.Named("partition", int32(partition)),
+			store.Named("before", before), store.Named("since", since))
+		if err == nil {
+			n := 0
+			for rows.Next() {
+				var id string
+				var ts int64
+				if err = rows.Scan(&id, &ts); err != nil {
+					break
+				}
+				w.Restore(id, ts)
+				n++
+			}
+			if err == nil {
+				err = rows.Err()
+			}
+			rows.Close()
+			if err == nil {
+				w.Settle()
+				if n > 0 {
+					in.log.Debug("retry window restored", "partition", partition, "ids", n)
+				}
+				return nil
+			}
+		}
+		in.log.Warn("restore the retry window; retrying", "partition", partition, "err", err)
+		if !sleep(ctx, in.cfg.RetryMax) {
+			return ctx.Err()
+		}
+	}
+}
+
+// load is the load → commit stage. For every batch: commit the intent,
+// load, send dead letters, commit the end. It returns when batches ends
+// or a commit is refused (the partition has a new owner).
+func (in *Ingester) load(ctx context.Context, gen *kafka.Generation, partition int, batches <-chan *Batch) {
+	log := in.log.With("partition", partition)
+	for b := range batches {
+		if !b.Replay {
+			if err := in.commit(ctx, gen, partition, b.First, pendingMeta(b.First, b.Last)); err != nil {
+				log.Info("stopping: intent not committed", "err", err)
+				return
+			}
+		}
+		started := time.Now()
+		if err := in.loadBatch(ctx, b); err != nil {
+			return // the generation ended; the next owner replays the intent
+		}
+		if err := in.sendDeadLetters(ctx, b.Rejected); err != nil {
+			return
+		}
+		// The batch is stored: commit its end even if the generation is
+		// ending, to spare the next owner a replay.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := in.commit(cctx, gen, partition, b.Last+1, doneMeta(b.First, b.Last))
+		cancel()
+		in.metrics.loaded(b, time.Since(started), time.Now())
+		if err != nil {
+			log.Info("stopping: end of batch not committed", "err", err)
+			return
+		}
+	}
+}
+
+// commit retries transient failures; a refusal (fenced) or ctx ends it.
+func (in *Ingester) commit(ctx context.Context, gen *kafka.Generation, partition int, offset int64, meta string) error {
+	backoff := in.cfg.RetryMin
+	for {
+		err := in.offsets.Commit(ctx, gen, partition, offset, meta)
+		if err == nil || errors.Is(err, errFenced) || ctx.Err() != nil {
+			return err
+		}
+		in.log.Warn("commit offset; retrying", "partition", partition, "err", err)
+		if !sleep(ctx, jitter(backoff)) {
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, in.cfg.RetryMax)
+	}
+}
+
+// loadBatch writes a batch's records, rejections and ledger row, each
+// with a token derived from the batch's range.
+func (in *Ingester) loadBatch(ctx context.Context, b *Batch) error {
+	tok := b.Token()
+	started := time.Now()
+	if b.Usage.Len() > 0 {
+		if err := in.insert(ctx, "usage_events", b.Usage.Block(), tok); err != nil {
+			return err
+		}
+	}
+	if b.Features.Len() > 0 {
+		if err := in.insert(ctx, "feature_usage", b.Features.Block(), tok+":f"); err != nil {
+			return err
+		}
+	}
+	if len(b.Rejected) > 0 {
+		if err := in.insert(ctx, "ingest_rejections", rejectionsBlock(b.Rejected), tok+":r"); err != nil {
+			return err
+		}
+	}
+	return in.insert(ctx, "ingest_batches", ledgerBlock(b, uint32(time.Since(started).Milliseconds())), tok+":b")
+}
+
+// insert retries with backoff until the store takes the block or ctx ends.
+func (in *Ingester) insert(ctx context.Context, table string, blk *store.Block, tok string) error {
+	backoff := in.cfg.RetryMin
+	for {
+		err := in.store.Insert(ctx, table, blk, store.InsertOptions{DedupToken: tok})
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.metrics.retried()
+		in.log.Warn("load batch; retrying", "table", table, "token", tok, "backoff", backoff, "err", err)
+		if !sleep(ctx, jitter(backoff)) {
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, in.cfg.RetryMax)
+	}
+}
+
+// Dead-letter headers.
+const (
+	HeaderReason          = "apimeter-reason"
+	HeaderField           = "apimeter-field"
+	HeaderDetail          = "apimeter-detail"
+	HeaderSourceTopic     = "apimeter-source-topic"
+	HeaderSourcePartition = "apimeter-source-partition"
+	HeaderSourceOffset    = "apimeter-source-offset"
+	HeaderSourceTimestamp = "apimeter-source-timestamp"
+)
+
+// sendDeadLetters writes rejected records, with their original bytes and
+// headers naming the reason and the source, to the dead-letter topic.
+// Delivery is at least once: a replayed batch sends its letters again.
+func (in *Ingester) sendDeadLetters(ctx context.Context, letters []DeadLetter) error {
+	if len(letters) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, len(letters))
+	for i, d := range letters {
+		msgs[i] = kafka.Message{Key: d.Key, Value: d.Value, Headers: []kafka.Header{
+			{Key: HeaderReason, Value: []byte(d.Rejection.Reason)},
+			{Key: HeaderField, Value: []byte(d.Rejection.Field)},
+			{Key: HeaderDetail, Value: []byte(d.Rejection.Detail)},
+			{Key: HeaderSourceTopic, Value: []byte(d.Topic)},
+			{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(int(d.Partition)))},
+			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(d.Offset, 10))},
+			{Key: HeaderSourceTimestamp, Value: []byte(strconv.FormatInt(d.TimestampMs, 10))},
+		}}
+	}
+	backoff := in.cfg.RetryMin
+	for {
+		err := in.dlq.WriteMessages(ctx, msgs...)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.log.Warn("write dead letters; retrying", "count", len(msgs), "err", err)
+		if !sleep(ctx, jitter(backoff)) {
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, in.cfg.RetryMax)
+	}
+}
+
+// ensureTopics creates the record and dead-letter topics when missing.
+func ensureTopics(ctx context.Context, client *kafka.Client, cfg Config) error {
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: cfg.Topic, NumPartitions: cfg.Partitions, ReplicationFactor: -1},
+		{Topic: cfg.DeadLetterTopic, NumPartitions: 1, ReplicationFactor: -1},
+	}})
+	if err != nil {
+		return err
+	}
+	for topic, err := range resp.Errors {
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", topic, err)
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d)/2+1))
+}
