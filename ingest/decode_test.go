@@ -37,7 +37,7 @@ func TestDecodeContractExample(t *testing.T) {
 		TenantID: "tenant-123", UserID: "user-42", APIKeyID: "key_7f3a", Endpoint: "/api/users/:id", Method: "GET",
 		StatusCode: 200, ResponseTimeUs: 45000, RequestBytes: 512, ResponseBytes: 2048,
 		Metadata: map[string]string{"filtered": "true"},
-		Topic: "api-usage", Partition: 3, Offset: 1200,
+		Topic:    "api-usage", Partition: 3, Offset: 1200,
 	}, r)
 }
 
