@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -34,8 +35,15 @@ type Config struct {
 	// KafkaBrokers is KAFKA_BROKERS, comma separated; empty starts the
 	// embedded Kafka-protocol broker.
 	KafkaBrokers []string
-	// KafkaTopic is KAFKA_TOPIC. Default "api-usage".
+	// KafkaTopic is KAFKA_TOPIC; rejected records go to KafkaTopic + "-dlq".
+	// Default "api-usage".
 	KafkaTopic string
+	// KafkaGroup is KAFKA_GROUP, the ingesters' consumer group. Default
+	// "apimeter-ingest".
+	KafkaGroup string
+	// KafkaPartitions is KAFKA_PARTITIONS, used when apimeter creates the
+	// topic. Default 8.
+	KafkaPartitions int
 	// EmbeddedKafkaAddr is APIMETER_EMBEDDED_KAFKA_ADDR. Default "127.0.0.1:9092".
 	EmbeddedKafkaAddr string
 	// RedisURL is REDIS_URL; empty keeps limits in memory.
@@ -79,6 +87,23 @@ type Config struct {
 	LogFormat string
 	// UsageDebug is API_USAGE_DEBUG: log every tracked record at debug level.
 	UsageDebug bool
+
+	// IngestBatchRecords is APIMETER_INGEST_BATCH_RECORDS, the most records
+	// in one load. Default 100000.
+	IngestBatchRecords int
+	// IngestBatchBytes is APIMETER_INGEST_BATCH_BYTES, the most message
+	// bytes in one load. Default 33554432 (32 MiB).
+	IngestBatchBytes int
+	// IngestBatchWait is APIMETER_INGEST_BATCH_WAIT_MS, how long a batch
+	// waits for more records. Default 1000 ms.
+	IngestBatchWait time.Duration
+	// DedupWindow is APIMETER_DEDUP_WINDOW_SECONDS, how long record ids are
+	// remembered per partition to drop producer retries; 0 turns it off.
+	// Default 900 s.
+	DedupWindow time.Duration
+	// DedupMaxIDs is APIMETER_DEDUP_MAX_IDS, the most ids remembered per
+	// partition (about 40 bytes each). Default 2000000.
+	DedupMaxIDs int
 }
 
 // Default is the configuration with nothing set.
@@ -87,6 +112,13 @@ func Default() Config {
 		HTTPAddr:                 ":8080",
 		DataDir:                  "./data",
 		KafkaTopic:               "api-usage",
+		KafkaGroup:               "apimeter-ingest",
+		KafkaPartitions:          8,
+		IngestBatchRecords:       100_000,
+		IngestBatchBytes:         32 << 20,
+		IngestBatchWait:          time.Second,
+		DedupWindow:              15 * time.Minute,
+		DedupMaxIDs:              2_000_000,
 		EmbeddedKafkaAddr:        "127.0.0.1:9092",
 		RateLimitWindow:          60 * time.Second,
 		RateLimitMaxRequests:     100,
@@ -122,6 +154,13 @@ func Parse(getenv func(string) string) (Config, error) {
 		}
 	}
 	p.str("KAFKA_TOPIC", &c.KafkaTopic)
+	p.str("KAFKA_GROUP", &c.KafkaGroup)
+	p.integer("KAFKA_PARTITIONS", &c.KafkaPartitions)
+	p.integer("APIMETER_INGEST_BATCH_RECORDS", &c.IngestBatchRecords)
+	p.integer("APIMETER_INGEST_BATCH_BYTES", &c.IngestBatchBytes)
+	p.millis("APIMETER_INGEST_BATCH_WAIT_MS", &c.IngestBatchWait)
+	p.seconds("APIMETER_DEDUP_WINDOW_SECONDS", &c.DedupWindow)
+	p.integer("APIMETER_DEDUP_MAX_IDS", &c.DedupMaxIDs)
 	p.str("APIMETER_EMBEDDED_KAFKA_ADDR", &c.EmbeddedKafkaAddr)
 	p.str("REDIS_URL", &c.RedisURL)
 	p.str("APIMETER_ADMIN_KEY", &c.AdminKey)
@@ -171,8 +210,29 @@ func (c Config) Validate() error {
 			bad("KAFKA_BROKERS", "%q is not host:port", b)
 		}
 	}
-	if c.KafkaTopic == "" {
-		bad("KAFKA_TOPIC", "must not be empty")
+	if !topicRE.MatchString(c.KafkaTopic) {
+		bad("KAFKA_TOPIC", "%q: want 1 to 200 letters, digits, '.', '_' or '-'", c.KafkaTopic)
+	}
+	if !topicRE.MatchString(c.KafkaGroup) {
+		bad("KAFKA_GROUP", "%q: want 1 to 200 letters, digits, '.', '_' or '-'", c.KafkaGroup)
+	}
+	if c.KafkaPartitions < 1 || c.KafkaPartitions > 10000 {
+		bad("KAFKA_PARTITIONS", "%d: want 1 to 10000", c.KafkaPartitions)
+	}
+	if c.IngestBatchRecords < 1 {
+		bad("APIMETER_INGEST_BATCH_RECORDS", "must be positive")
+	}
+	if c.IngestBatchBytes < 1<<20 {
+		bad("APIMETER_INGEST_BATCH_BYTES", "%d: want at least 1048576", c.IngestBatchBytes)
+	}
+	if c.IngestBatchWait < 10*time.Millisecond {
+		bad("APIMETER_INGEST_BATCH_WAIT_MS", "want at least 10")
+	}
+	if c.DedupWindow < 0 {
+		bad("APIMETER_DEDUP_WINDOW_SECONDS", "must not be negative")
+	}
+	if c.DedupMaxIDs < 1 {
+		bad("APIMETER_DEDUP_MAX_IDS", "must be positive")
 	}
 	if _, _, err := net.SplitHostPort(c.EmbeddedKafkaAddr); err != nil {
 		bad("APIMETER_EMBEDDED_KAFKA_ADDR", "%q is not host:port", c.EmbeddedKafkaAddr)
@@ -243,6 +303,8 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
 
 // Store is the store configuration.
 func (c Config) Store() store.Config {

@@ -565,3 +565,20 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d)/2+1))
 }
+
+// Ready checks the brokers answer and the topic exists.
+func (in *Ingester) Ready(ctx context.Context) error {
+	resp, err := in.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{in.cfg.Topic}})
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	for _, t := range resp.Topics {
+		if t.Name == in.cfg.Topic {
+			if t.Error != nil {
+				return fmt.Errorf("kafka topic %s: %w", t.Name, t.Error)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("kafka topic %s does not exist yet", in.cfg.Topic)
+}

@@ -5,16 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/apimeter/apimeter/ingest"
@@ -108,10 +112,42 @@ func getJSON(t *testing.T, url string) (int, map[string]any) {
 	return resp.StatusCode, body
 }
 
+// kafkaEnv gives a serve process its own topic and group, on the real
+// broker when KAFKA_BROKERS is set, else on its embedded broker.
+func kafkaEnv(t *testing.T) (env []string, brokers []string) {
+	t.Helper()
+	topic := fmt.Sprintf("usage-%d", time.Now().UnixNano())
+	env = []string{"KAFKA_TOPIC=" + topic, "KAFKA_GROUP=" + topic + "-group"}
+	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
+		return env, strings.Split(b, ",")
+	}
+	addr := freeAddr(t)
+	return append(env, "KAFKA_BROKERS=", "APIMETER_EMBEDDED_KAFKA_ADDR="+addr), []string{addr}
+}
+
+// metricValue reads one sample from /metrics.
+func metricValue(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(rest, 64)
+			require.NoError(t, err)
+			return v
+		}
+	}
+	return 0
+}
+
 func TestServeGenerateRestartKeepsData(t *testing.T) {
 	bin := buildBinary(t)
 	data := t.TempDir()
-	env := []string{"APIMETER_DATA_DIR=" + data, "CLICKHOUSE_URL="}
+	kenv, brokers := kafkaEnv(t)
+	env := append([]string{"APIMETER_DATA_DIR=" + data, "CLICKHOUSE_URL="}, kenv...)
+	topic := strings.TrimPrefix(kenv[0], "KAFKA_TOPIC=")
 
 	gen := exec.Command(bin, "generate", "--records", "5000", "--days", "2", "--end", "2026-11-20T00:00:00Z", "--seed", "9")
 	gen.Env = append(os.Environ(), env...)
@@ -123,7 +159,7 @@ func TestServeGenerateRestartKeepsData(t *testing.T) {
 	s.waitReady(t, 60*time.Second)
 	code, body := getJSON(t, "http://"+s.addr+"/readyz")
 	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, map[string]any{"store": "ok", "schema": "ok"}, body["checks"])
+	require.Equal(t, map[string]any{"store": "ok", "schema": "ok", "kafka": "ok"}, body["checks"])
 	code, body = getJSON(t, "http://"+s.addr+"/healthz")
 	require.Equal(t, http.StatusOK, code)
 	code, body = getJSON(t, "http://"+s.addr+"/no/such/route")
@@ -137,6 +173,16 @@ func TestServeGenerateRestartKeepsData(t *testing.T) {
 	var exit *exec.ExitError
 	require.True(t, errors.As(err, &exit), "%v %s", err, out)
 	require.Contains(t, string(out), "admits one process per data directory")
+
+	// Records sent to Kafka are ingested.
+	const sent = 1000
+	sendRecords(t, brokers, topic, sent)
+	stored := `apimeter_ingest_records_total{outcome="stored"}`
+	deadline := time.Now().Add(60 * time.Second)
+	for metricValue(t, s.addr, stored) < sent && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Equal(t, float64(sent), metricValue(t, s.addr, stored))
 
 	s.stop(t)
 
@@ -154,6 +200,7 @@ func TestServeGenerateRestartKeepsData(t *testing.T) {
 			want++
 		}
 	}
+	want += sent
 	db, err := store.OpenEmbedded(store.EmbeddedConfig{Path: data, Conns: 1})
 	require.NoError(t, err)
 	defer db.Close()
@@ -166,6 +213,19 @@ func TestServeGenerateRestartKeepsData(t *testing.T) {
 	require.Equal(t, uint64(want), raw)
 	require.Equal(t, uint64(want), hourly)
 	require.Equal(t, uint64(want), daily)
+}
+
+func sendRecords(t *testing.T, brokers []string, topic string, n int) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
+	defer w.Close()
+	g := ingest.NewGenerator(ingest.GeneratorConfig{Count: n, Seed: 77, Start: time.Now().Add(-time.Hour), Span: time.Hour})
+	var r ingest.Record
+	var msgs []kafka.Message
+	for g.Next(&r) {
+		msgs = append(msgs, kafka.Message{Key: []byte(r.ID), Value: r.AppendJSON(nil)})
+	}
+	require.NoError(t, w.WriteMessages(context.Background(), msgs...))
 }
 
 func TestBadConfigurationListsEveryProblem(t *testing.T) {

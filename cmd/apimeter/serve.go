@@ -5,12 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apimeter/apimeter/api"
 	"github.com/apimeter/apimeter/config"
+	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
 )
@@ -19,7 +23,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	noMigrate := fs.Bool("no-migrate", false, "do not apply migrations at start (readiness waits for them)")
+	rolesFlag := fs.String("roles", "api,ingest", "comma-separated roles this process runs: api, ingest")
 	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	roles, err := parseRoles(*rolesFlag)
+	if err != nil {
+		fmt.Fprintln(stderr, "serve:", err)
 		return exitCode(2)
 	}
 	cfg, err := config.FromEnv()
@@ -54,7 +64,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	srv := api.New(api.Config{Addr: cfg.HTTPAddr}, log, reg, map[string]api.Check{
+	var g run.Group
+	checks := map[string]api.Check{
 		"store": db.Ping,
 		"schema": func(ctx context.Context) error {
 			st, err := mig.Status(ctx)
@@ -69,12 +80,36 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 			return nil
 		},
-	})
+	}
+
+	brokers := cfg.KafkaBrokers
+	if len(brokers) == 0 {
+		br, err := ingest.StartBroker(ingest.BrokerConfig{
+			Addr: cfg.EmbeddedKafkaAddr, DataDir: filepath.Join(cfg.DataDir, "kafka"),
+			Topics: []string{cfg.KafkaTopic, cfg.KafkaTopic + "-dlq"}, Partitions: cfg.KafkaPartitions,
+		})
+		if err != nil {
+			return err
+		}
+		defer br.Close()
+		brokers = []string{br.Addr()}
+		log.Info("embedded kafka broker listening", "addr", br.Addr())
+	}
+	if roles["ingest"] {
+		in, err := ingest.New(ingestConfig(cfg, brokers), db, log, reg)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		checks["kafka"] = in.Ready
+		ictx, stop := context.WithCancel(context.Background())
+		g.Add(func() error { return in.Run(ictx) }, func(error) { stop() })
+	}
+
+	srv := api.New(api.Config{Addr: cfg.HTTPAddr}, log, reg, checks)
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-
-	var g run.Group
 	g.Add(srv.Serve, func(error) {
 		if err := srv.Shutdown(); err != nil {
 			log.Error("http shutdown", "err", err)
@@ -87,4 +122,35 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return nil
 	}
 	return err
+}
+
+// parseRoles reads --roles.
+func parseRoles(s string) (map[string]bool, error) {
+	roles := map[string]bool{}
+	for _, r := range strings.Split(s, ",") {
+		switch r = strings.TrimSpace(r); r {
+		case "api", "ingest":
+			roles[r] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("unknown role %q (want api or ingest)", r)
+		}
+	}
+	if len(roles) == 0 {
+		return nil, fmt.Errorf("no role given")
+	}
+	return roles, nil
+}
+
+func ingestConfig(cfg config.Config, brokers []string) ingest.Config {
+	window := cfg.DedupWindow
+	if window == 0 {
+		window = -1 // off
+	}
+	return ingest.Config{
+		Brokers: brokers, Topic: cfg.KafkaTopic, Group: cfg.KafkaGroup, Partitions: cfg.KafkaPartitions,
+		MaxBatchRecords: cfg.IngestBatchRecords, MaxBatchBytes: cfg.IngestBatchBytes, MaxBatchWait: cfg.IngestBatchWait,
+		DedupWindow: window, DedupMaxIDs: cfg.DedupMaxIDs,
+		Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
+	}
 }
