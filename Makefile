@@ -10,7 +10,7 @@ PKGS     := ./...
 # The embedded engine is installed once into ~/.cache/apimeter (outside the
 # repository), where the binary looks for it; CHDB_LIB_PATH overrides.
 
-.PHONY: all deps build run test test-race test-docker bench lint fmt golden clean
+.PHONY: all deps build run test test-kafka test-race test-docker bench lint fmt golden clean
 
 all: build
 
@@ -32,6 +32,14 @@ run: deps build
 test: deps lint
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 	@[ -n "$$CLICKHOUSE_TEST_URL" ] || echo "note: CLICKHOUSE_TEST_URL is not set, so the store and schema tests ran on the embedded engine only (make test-docker runs them on a ClickHouse server)"
+
+## test-kafka: the suite against a real Apache Kafka started from its jars
+## (deploy/kafka/kafka.sh; needs Java 17 and Maven)
+test-kafka: deps
+	@out=$$(deploy/kafka/kafka.sh start) && export $$out && \
+	  export APIMETER_KAFKA_SCRIPT=$(CURDIR)/deploy/kafka/kafka.sh && \
+	  echo "$$out" && $(GO) test -count=1 -timeout 30m $(PKGS); \
+	  status=$$?; deploy/kafka/kafka.sh stop; exit $$status
 
 ## test-race: the suite with the race detector
 test-race: deps

@@ -75,7 +75,22 @@ func produce(t testing.TB, cfg Config, msgs []message) {
 	t.Helper()
 	cfg.setDefaults()
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
-	require.NoError(t, ensureTopics(context.Background(), client, cfg))
+	// A broker that just (re)started may refuse for a moment; the
+	// producing side is not what these tests are about.
+	retry := func(what string, fn func() error) {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			err := fn()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %.500v", what, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	retry("create topics", func() error { return ensureTopics(context.Background(), client, cfg) })
 	w := &kafka.Writer{
 		Addr: kafka.TCP(cfg.Brokers...), Topic: cfg.Topic, Balancer: &kafka.Hash{},
 		BatchSize: 5000, BatchBytes: 1 << 20, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll,
@@ -87,7 +102,7 @@ func produce(t testing.TB, cfg Config, msgs []message) {
 		for _, m := range msgs[start:min(start+chunk, len(msgs))] {
 			batch = append(batch, kafka.Message{Key: m.key, Value: m.value})
 		}
-		require.NoError(t, w.WriteMessages(context.Background(), batch...))
+		retry("produce", func() error { return w.WriteMessages(context.Background(), batch...) })
 	}
 }
 

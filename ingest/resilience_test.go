@@ -1,0 +1,279 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apimeter/apimeter/store"
+)
+
+// restartableBroker is a broker a test can restart with its data: a
+// private Apache Kafka started by deploy/kafka/kafka.sh when
+// APIMETER_KAFKA_SCRIPT names it (CI), else the embedded broker on a
+// data directory.
+type restartableBroker struct {
+	t       *testing.T
+	addr    string
+	dir     string
+	script  string
+	env     []string
+	broker  *Broker
+	stopped bool
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		// kafka.sh also takes port+1 for its controller.
+		if ln2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1)); err == nil {
+			ln2.Close()
+			return port
+		}
+	}
+}
+
+func newRestartableBroker(t *testing.T) *restartableBroker {
+	b := &restartableBroker{t: t, dir: t.TempDir(), script: os.Getenv("APIMETER_KAFKA_SCRIPT")}
+	port := freePort(t)
+	b.addr = fmt.Sprintf("127.0.0.1:%d", port)
+	b.env = append(os.Environ(), fmt.Sprintf("KAFKA_PORT=%d", port), "KAFKA_DIR="+b.dir)
+	b.start()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *restartableBroker) start() {
+	b.t.Helper()
+	if b.script != "" {
+		cmd := exec.Command(b.script, "start")
+		cmd.Env = b.env
+		out, err := cmd.CombinedOutput()
+		require.NoError(b.t, err, "%s", out)
+	} else {
+		var err error
+		b.broker, err = StartBroker(BrokerConfig{Addr: b.addr, DataDir: b.dir, Partitions: 4})
+		require.NoError(b.t, err)
+	}
+	b.stopped = false
+}
+
+func (b *restartableBroker) stop() {
+	if b.stopped {
+		return
+	}
+	b.stopped = true
+	if b.script != "" {
+		cmd := exec.Command(b.script, "stop")
+		cmd.Env = b.env
+		cmd.Run()
+		return
+	}
+	b.broker.Close()
+}
+
+func TestBrokerRestartWhileIngesting(t *testing.T) {
+	b := newRestartableBroker(t)
+	db := migratedStore(t)
+	cfg := testConfig([]string{b.addr})
+	w := newWorkload(60_000, time.Now())
+	half := len(w.msgs) / 2
+	produce(t, cfg, w.msgs[:half])
+
+	runIngester(t, cfg, db)
+	waitFor(t, time.Minute, "the first batches", func() bool { return ledgerMessages(t, db, cfg.Topic) > 0 })
+
+	b.stop()
+	time.Sleep(2 * time.Second) // the ingester notices and retries
+	b.start()
+	produce(t, cfg, w.msgs[half:])
+
+	waitFor(t, 3*time.Minute, "every message loaded", func() bool {
+		return ledgerMessages(t, db, cfg.Topic) >= uint64(len(w.msgs))
+	})
+	w.checkStoredOnce(t, db, cfg.Topic)
+}
+
+func TestRebalanceBetweenIngesters(t *testing.T) {
+	brokers := testBrokers(t)
+	db := migratedStore(t)
+	cfg := testConfig(brokers)
+	cfg.MaxBatchRecords = 2000
+	w := newWorkload(100_000, time.Now())
+	produce(t, cfg, w.msgs)
+
+	// A second member joins mid-stream, then the first one leaves.
+	slow := &slowStore{Store: db, delay: 20 * time.Millisecond}
+	stopA := runIngester(t, cfg, slow)
+	waitFor(t, time.Minute, "member A loads", func() bool { return ledgerMessages(t, db, cfg.Topic) > 5000 })
+	runIngester(t, cfg, slow)
+	waitFor(t, time.Minute, "both members load", func() bool { return ledgerMessages(t, db, cfg.Topic) > 30000 })
+	stopA()
+	slow.delay = 0
+
+	waitFor(t, 3*time.Minute, "every message loaded", func() bool {
+		return ledgerMessages(t, db, cfg.Topic) >= uint64(len(w.msgs))
+	})
+	w.checkStoredOnce(t, db, cfg.Topic)
+	// Batches never overlap: each offset is covered by one loaded range.
+	require.Equal(t, uint64(len(w.msgs)), ledgerMessages(t, db, cfg.Topic))
+}
+
+// slowStore delays inserts, so rebalances land mid-batch.
+type slowStore struct {
+	Store
+	delay time.Duration
+}
+
+func (s *slowStore) Insert(ctx context.Context, table string, b *store.Block, opts store.InsertOptions) error {
+	time.Sleep(s.delay)
+	return s.Store.Insert(ctx, table, b, opts)
+}
+
+// failingStore refuses inserts while down is set.
+type failingStore struct {
+	Store
+	down     atomic.Bool
+	refused  atomic.Int64
+	accepted atomic.Int64
+}
+
+func (s *failingStore) Insert(ctx context.Context, table string, b *store.Block, opts store.InsertOptions) error {
+	if s.down.Load() {
+		s.refused.Add(1)
+		return errors.New("store unavailable")
+	}
+	s.accepted.Add(1)
+	return s.Store.Insert(ctx, table, b, opts)
+}
+
+// countingSource counts the messages the ingester takes from Kafka.
+type countingSource struct {
+	messageSource
+	n *atomic.Int64
+}
+
+func (c countingSource) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	m, err := c.messageSource.FetchMessage(ctx)
+	if err == nil {
+		c.n.Add(1)
+	}
+	return m, err
+}
+
+func TestStoreOutageBackpressure(t *testing.T) {
+	brokers := testBrokers(t)
+	db := migratedStore(t)
+	cfg := testConfig(brokers)
+	cfg.MaxBatchRecords = 1000
+	w := newWorkload(40_000, time.Now())
+	produce(t, cfg, w.msgs)
+
+	fs := &failingStore{Store: db}
+	fs.down.Store(true)
+	var fetched atomic.Int64
+	in, err := New(cfg, fs, quietLog(), nil)
+	require.NoError(t, err)
+	real := in.newReader
+	in.newReader = func(p int, off int64) messageSource { return countingSource{real(p, off), &fetched} }
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); in.Run(ctx) }()
+	defer func() { cancel(); wg.Wait(); in.Close() }()
+
+	waitFor(t, time.Minute, "loads to be refused", func() bool { return fs.refused.Load() > 10 })
+	time.Sleep(time.Second)
+	// While the store is down each partition holds at most three batches:
+	// one being loaded, one waiting, one being filled.
+	require.LessOrEqual(t, fetched.Load(), int64(3*cfg.MaxBatchRecords*cfg.Partitions))
+	// Nothing is committed past what was stored.
+	offsets := &groupOffsets{client: &kafka.Client{Addr: kafka.TCP(brokers...)}, group: cfg.Group, topic: cfg.Topic}
+	for p := 0; p < cfg.Partitions; p++ {
+		_, meta, err := offsets.Fetch(context.Background(), p)
+		require.NoError(t, err)
+		if it, ok := parseIntent(meta); ok {
+			require.True(t, it.pending, "partition %d: %s", p, meta)
+		}
+	}
+	require.Zero(t, ledgerMessages(t, db, cfg.Topic))
+
+	fs.down.Store(false)
+	waitFor(t, 2*time.Minute, "every message loaded", func() bool {
+		return ledgerMessages(t, db, cfg.Topic) >= uint64(len(w.msgs))
+	})
+	w.checkStoredOnce(t, db, cfg.Topic)
+	require.Positive(t, in.Stats().LoadRetries)
+}
+
+// TestReplayAfterCrashMidBatch loads a batch whose intent was committed
+// but whose end was not — the state a crash leaves — and checks the next
+// owner replays exactly that range and counts each record once.
+func TestReplayAfterCrashMidBatch(t *testing.T) {
+	brokers := testBrokers(t)
+	db := migratedStore(t)
+	cfg := testConfig(brokers)
+	cfg.Partitions = 1
+	cfg.MaxBatchRecords = 700
+	w := newWorkload(3000, time.Now())
+	produce(t, cfg, w.msgs)
+
+	// A first owner that crashes after its insert, before the commit:
+	// it wrote the intent and the rows, nothing else.
+	crash := &crashAfterInsert{Store: db}
+	in, err := New(cfg, crash, quietLog(), nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { in.Run(ctx); close(done) }()
+	waitFor(t, time.Minute, "the first insert", func() bool { return crash.crashed.Load() })
+	cancel()
+	<-done
+	in.Close()
+
+	offsets := &groupOffsets{client: &kafka.Client{Addr: kafka.TCP(brokers...)}, group: cfg.Group, topic: cfg.Topic}
+	_, meta, err := offsets.Fetch(context.Background(), 0)
+	require.NoError(t, err)
+	it, ok := parseIntent(meta)
+	require.True(t, ok && it.pending, "the crash left a pending intent: %q", meta)
+
+	runIngester(t, cfg, db)
+	waitFor(t, time.Minute, "every message loaded", func() bool {
+		return ledgerMessages(t, db, cfg.Topic) >= uint64(len(w.msgs))
+	})
+	w.checkStoredOnce(t, db, cfg.Topic)
+	require.Equal(t, uint64(1), queryUint(t, db, "SELECT count() FROM ingest_batches WHERE kafka_topic = {t:String} AND replay = 1", store.Named("t", cfg.Topic)))
+}
+
+// crashAfterInsert inserts raw records once, then fails everything, as a
+// process killed right after its insert would.
+type crashAfterInsert struct {
+	Store
+	crashed atomic.Bool
+}
+
+func (c *crashAfterInsert) Insert(ctx context.Context, table string, b *store.Block, opts store.InsertOptions) error {
+	if c.crashed.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if strings.HasPrefix(table, "usage_events") {
+		defer c.crashed.Store(true)
+	}
+	return c.Store.Insert(ctx, table, b, opts)
+}
