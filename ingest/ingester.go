@@ -239,6 +239,14 @@ func (in *Ingester) consume(ctx context.Context, gen *kafka.Generation, partitio
 		replay = &it
 		log.Info("replaying an unfinished batch", "first", it.first, "last", it.last)
 	}
+	if committed < 0 {
+		// No commit: a new group, or one whose offsets Kafka expired after
+		// a long idle spell. Resume after the last range the store holds.
+		if last, ok := in.lastLoaded(ctx, partition); ok {
+			committed = last + 1
+			log.Info("no committed offset; resuming after the last loaded batch", "offset", committed)
+		}
+	}
 	start := committed
 	if start < 0 {
 		start = kafka.FirstOffset
@@ -348,6 +356,31 @@ func (in *Ingester) fetch(ctx context.Context, src messageSource, partition int,
 		case out <- b:
 		case <-ctx.Done():
 			return
+		}
+	}
+}
+
+// lastLoaded is the end of the last batch of the partition the store
+// recorded in ingest_batches; ok is false when there is none.
+func (in *Ingester) lastLoaded(ctx context.Context, partition int) (int64, bool) {
+	for {
+		rows, err := in.store.Query(ctx, `SELECT max(last_offset), count() FROM ingest_batches
+			WHERE kafka_topic = {topic:String} AND kafka_partition = {partition:Int32}`,
+			store.Named("topic", in.cfg.Topic), store.Named("partition", int32(partition)))
+		if err == nil {
+			var last int64
+			var n uint64
+			if rows.Next() {
+				err = rows.Scan(&last, &n)
+			}
+			rows.Close()
+			if err == nil {
+				return last, n > 0
+			}
+		}
+		in.log.Warn("read the ingest ledger; retrying", "partition", partition, "err", err)
+		if !sleep(ctx, in.cfg.RetryMax) {
+			return 0, false
 		}
 	}
 }

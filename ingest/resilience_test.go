@@ -277,3 +277,34 @@ func (c *crashAfterInsert) Insert(ctx context.Context, table string, b *store.Bl
 	}
 	return c.Store.Insert(ctx, table, b, opts)
 }
+
+// TestLostGroupOffsetsResumeFromLedger deletes the group's commits, as
+// Kafka does after a group has been empty past its offset retention, and
+// checks a new ingester resumes after the stored ranges instead of
+// loading the topic again.
+func TestLostGroupOffsetsResumeFromLedger(t *testing.T) {
+	brokers := testBrokers(t)
+	db := migratedStore(t)
+	cfg := testConfig(brokers)
+	w := newWorkload(10_000, time.Now())
+	produce(t, cfg, w.msgs)
+	stop := runIngester(t, cfg, db)
+	waitFor(t, time.Minute, "every message loaded", func() bool { return ledgerMessages(t, db, cfg.Topic) >= uint64(len(w.msgs)) })
+	stop()
+
+	cfg.Group = randomName("new-group-") // a group with no commits
+	cfg.MaxBatchRecords = 1000           // other ranges, so reloading would not dedup
+	runIngester(t, cfg, db)
+	more := newWorkload(2000, time.Now())
+	for i := range more.msgs { // other ids than the first workload's
+		more.msgs[i].value = []byte(strings.Replace(string(more.msgs[i].value), `"id":"`, `"id":"more-`, 1))
+	}
+	produce(t, cfg, more.msgs)
+	waitFor(t, time.Minute, "the new records loaded", func() bool {
+		return ledgerMessages(t, db, cfg.Topic) >= uint64(len(w.msgs)+len(more.msgs))
+	})
+	time.Sleep(time.Second) // a reload of old ranges would show by now
+	both := &workload{apiCalls: w.apiCalls + more.apiCalls, features: w.features + more.features}
+	both.checkStoredOnce(t, db, cfg.Topic)
+	require.Equal(t, uint64(len(w.msgs)+len(more.msgs)), ledgerMessages(t, db, cfg.Topic))
+}
