@@ -42,7 +42,7 @@ type Config struct {
 	// "apimeter-ingest".
 	KafkaGroup string
 	// KafkaPartitions is KAFKA_PARTITIONS, used when apimeter creates the
-	// topic. Default 8.
+	// topic. Default 4.
 	KafkaPartitions int
 	// EmbeddedKafkaAddr is APIMETER_EMBEDDED_KAFKA_ADDR. Default "127.0.0.1:9092".
 	EmbeddedKafkaAddr string
@@ -113,7 +113,7 @@ func Default() Config {
 		DataDir:                  "./data",
 		KafkaTopic:               "api-usage",
 		KafkaGroup:               "apimeter-ingest",
-		KafkaPartitions:          8,
+		KafkaPartitions:          4,
 		IngestBatchRecords:       100_000,
 		IngestBatchBytes:         32 << 20,
 		IngestBatchWait:          time.Second,

@@ -41,6 +41,14 @@ type DeadLetter struct {
 	TimestampMs int64
 }
 
+// reset empties the batch for the range starting at first, keeping the
+// columns' memory.
+func (b *Batch) reset(first int64) {
+	b.Usage.Reset()
+	b.Features.Reset()
+	*b = Batch{Topic: b.Topic, Partition: b.Partition, First: first, Usage: b.Usage, Features: b.Features}
+}
+
 // Token names the batch for insert deduplication; the same range always
 // has the same token.
 func (b *Batch) Token() string {

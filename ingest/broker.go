@@ -39,7 +39,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, fmt.Errorf("embedded kafka address %q: bad port", cfg.Addr)
 	}
 	if cfg.Partitions <= 0 {
-		cfg.Partitions = 8
+		cfg.Partitions = 4
 	}
 	opts := []kfake.Opt{
 		kfake.Ports(port),

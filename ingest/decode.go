@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Reason names why a record was rejected. Every rejection of the product
@@ -230,7 +231,8 @@ func (d *Decoder) internString(b []byte) string {
 
 // Decode parses and validates one record. On success it fills r and
 // returns nil; otherwise r is undefined and the Rejection says why. It is
-// a pure function of its arguments.
+// a pure function of its arguments. Strings in r may share data's bytes:
+// data must not change afterwards.
 func Decode(data []byte, src Source, p Policy, r *Record) *Rejection {
 	return NewDecoder(p).Decode(data, src, r)
 }
@@ -318,7 +320,7 @@ func (d *Decoder) validate(f *[numFields]fieldValue, src Source, r *Record) *Rej
 		if intern {
 			return d.internString(v.text), true, nil
 		}
-		return string(v.text), true, nil
+		return alias(v.text), true, nil
 	}
 	num := func(i int, required bool) (float64, bool, *Rejection) {
 		v := f[i]
@@ -332,9 +334,13 @@ func (d *Decoder) validate(f *[numFields]fieldValue, src Source, r *Record) *Rej
 		if v.kind != kNumber {
 			return 0, false, reject(ReasonWrongType, name, "got a %s, want a number", kindNames[v.kind])
 		}
-		x, err := strconv.ParseFloat(string(v.text), 64)
-		if err != nil || math.IsInf(x, 0) {
-			return 0, false, reject(ReasonInvalidValue, name, "%s is out of range", v.text)
+		x, ok := smallInt(v.text)
+		if !ok {
+			var err error
+			x, err = strconv.ParseFloat(string(v.text), 64)
+			if err != nil || math.IsInf(x, 0) {
+				return 0, false, reject(ReasonInvalidValue, name, "%s is out of range", v.text)
+			}
 		}
 		return x, true, nil
 	}
@@ -438,6 +444,112 @@ func (d *Decoder) validate(f *[numFields]fieldValue, src Source, r *Record) *Rej
 	return d.metadata(f[fMetadata], r)
 }
 
+// smallInt reads the common number: up to 15 digits, no sign, fraction
+// or exponent (exact in a float64). Anything else goes to ParseFloat.
+func smallInt(b []byte) (float64, bool) {
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return float64(n), true
+}
+
+// parseUTCMillis reads the usual shape of a timestamp,
+// "YYYY-MM-DDTHH:MM:SS[.fraction]Z", as Unix milliseconds, without
+// time.Parse. Anything else (offsets, odd forms) is left to time.Parse,
+// which gives the same answer where both accept.
+func parseUTCMillis(b []byte) (int64, bool) {
+	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
+		return 0, false
+	}
+	num := func(s []byte) (int, bool) {
+		n := 0
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	year, ok1 := num(b[0:4])
+	month, ok2 := num(b[5:7])
+	day, ok3 := num(b[8:10])
+	hour, ok4 := num(b[11:13])
+	minute, ok5 := num(b[14:16])
+	sec, ok6 := num(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 ||
+		day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+		return 0, false
+	}
+	ms := 0
+	if frac := b[19 : len(b)-1]; len(frac) > 0 {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return 0, false
+		}
+		digits := frac[1:]
+		f, ok := num(digits)
+		if !ok {
+			return 0, false
+		}
+		for i := len(digits); i < 3; i++ {
+			f *= 10
+		}
+		for i := len(digits); i > 3; i-- {
+			f /= 10
+		}
+		ms = f
+	}
+	days := daysFromCivil(year, month, day)
+	return ((days*24+int64(hour))*60+int64(minute))*60_000 + int64(sec)*1000 + int64(ms), true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil counts days from 1970-01-01 to a proleptic Gregorian date.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 {
+		era = (y - 399) / 400
+	}
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era*146097 + doe - 719468)
+}
+
+// alias is b as a string without a copy. Decoded strings share the
+// message's bytes (or a fresh unescape buffer), which nothing writes to
+// afterwards: a record keeps its message's bytes alive, and a batch holds
+// both until it is loaded anyway.
+func alias(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
 func normalizeMethod(m string) (string, *Rejection) {
 	if m == "" {
 		return "", reject(ReasonInvalidValue, "method", "must not be empty")
@@ -471,11 +583,15 @@ func (d *Decoder) timestamp(v fieldValue, src Source, r *Record) *Rejection {
 		r.EventTimeMs = src.TimestampMs
 		return nil
 	case v.kind == kString:
-		t, err := time.Parse(time.RFC3339Nano, string(v.text))
-		if err != nil {
-			return reject(ReasonInvalidValue, "timestamp", "%q is not an RFC 3339 time", v.text)
+		ms, ok := parseUTCMillis(v.text)
+		if !ok {
+			t, err := time.Parse(time.RFC3339Nano, string(v.text))
+			if err != nil {
+				return reject(ReasonInvalidValue, "timestamp", "%q is not an RFC 3339 time", v.text)
+			}
+			ms = t.UnixMilli()
 		}
-		r.EventTimeMs = t.UnixMilli()
+		r.EventTimeMs = ms
 	case v.kind == kNumber:
 		x, err := strconv.ParseFloat(string(v.text), 64)
 		if err != nil || x != math.Trunc(x) || x < 0 || x > 1e14 {
@@ -517,7 +633,7 @@ func (d *Decoder) metadata(v fieldValue, r *Record) *Rejection {
 		if len(mb.val.text) > maxMetadataValue {
 			return reject(ReasonFieldTooLong, "metadata", "value of %q: %d bytes, the limit is %d", mb.key, len(mb.val.text), maxMetadataValue)
 		}
-		m[d.internString(mb.key)] = string(mb.val.text)
+		m[d.internString(mb.key)] = alias(mb.val.text)
 	}
 	if len(m) > MaxMetadataKeys {
 		return reject(ReasonTooManyMetadata, "metadata", "%d keys, the limit is %d", len(m), MaxMetadataKeys)
@@ -557,14 +673,11 @@ func (s *scanner) text(v span) []byte {
 }
 
 func (s *scanner) skipSpace() {
-	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
-		}
+	i, d := s.pos, s.data
+	for i < len(d) && (d[i] == ' ' || d[i] == '\n' || d[i] == '\t' || d[i] == '\r') {
+		i++
 	}
+	s.pos = i
 }
 
 // object scans an object at s.pos, calling fn for every member.
@@ -721,48 +834,48 @@ func (s *scanner) number() (span, error) {
 
 // str scans a string at s.pos; the span excludes the quotes.
 func (s *scanner) str() (span, error) {
-	s.pos++ // opening quote
-	start := s.pos
-	esc := false
 	d := s.data
-	for s.pos < len(d) {
-		// Most bytes are plain: skip them without the switch.
-		for s.pos < len(d) && plain[d[s.pos]] {
-			s.pos++
+	i := s.pos + 1 // past the opening quote
+	start := i
+	esc := false
+	for {
+		// Most bytes are plain: skip them in a tight loop on a local index.
+		for i < len(d) && plain[d[i]] {
+			i++
 		}
-		if s.pos >= len(d) {
-			break
+		if i >= len(d) {
+			s.pos = i
+			return span{}, s.fail("unterminated string")
 		}
-		c := d[s.pos]
-		switch {
+		switch c := d[i]; {
 		case c == '"':
-			sp := span{kind: kString, start: start, end: s.pos, esc: esc}
-			s.pos++
-			return sp, nil
+			s.pos = i + 1
+			return span{kind: kString, start: start, end: i, esc: esc}, nil
 		case c == '\\':
 			esc = true
-			s.pos++
-			if s.pos >= len(d) {
+			i++
+			if i >= len(d) {
+				s.pos = i
 				return span{}, s.fail("unterminated string")
 			}
-			switch d[s.pos] {
+			switch d[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.pos++
+				i++
 			case 'u':
-				if len(d)-s.pos < 5 || !isHex4(d[s.pos+1:s.pos+5]) {
+				if len(d)-i < 5 || !isHex4(d[i+1:i+5]) {
+					s.pos = i
 					return span{}, s.fail("invalid \\u escape")
 				}
-				s.pos += 5
+				i += 5
 			default:
+				s.pos = i
 				return span{}, s.fail("invalid escape")
 			}
-		case c < 0x20:
+		default: // a control character
+			s.pos = i
 			return span{}, s.fail("control character in string")
-		default:
-			s.pos++
 		}
 	}
-	return span{}, s.fail("unterminated string")
 }
 
 // plain marks the bytes a string may hold without a second look.

@@ -281,3 +281,38 @@ func TestAppendJSONRoundTrips(t *testing.T) {
 		require.Equal(t, r, back)
 	}
 }
+
+// FuzzTimestamp checks the fast timestamp path against time.Parse.
+func FuzzTimestamp(f *testing.F) {
+	for _, s := range []string{"2026-11-27T10:00:00.123Z", "2024-02-29T23:59:59Z", "2023-02-29T00:00:00Z", "1970-01-01T00:00:00.1Z",
+		"2026-11-27T10:00:00.123456789Z", "2026-11-27T24:00:00Z", "0001-01-01T00:00:00Z", "2026-11-27T10:00:00.Z", "2026-13-01T00:00:00Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseUTCMillis([]byte(s))
+		if !ok {
+			return
+		}
+		want, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatalf("%q: fast path accepted %d, time.Parse refused: %v", s, got, err)
+		}
+		if want.UnixMilli() != got {
+			t.Fatalf("%q: fast path %d, time.Parse %d", s, got, want.UnixMilli())
+		}
+	})
+}
+
+func TestTimestampFastPathCovers(t *testing.T) {
+	for _, s := range []string{"2026-11-27T10:00:00.123Z", "2024-02-29T23:59:59Z", "1970-01-01T00:00:00.1Z", "2026-11-27T10:00:00.123456789Z", "1969-12-31T23:59:59.999Z"} {
+		got, ok := parseUTCMillis([]byte(s))
+		require.True(t, ok, s)
+		want, err := time.Parse(time.RFC3339Nano, s)
+		require.NoError(t, err)
+		require.Equal(t, want.UnixMilli(), got, s)
+	}
+	for _, s := range []string{"2023-02-29T00:00:00Z", "2026-11-27T24:00:00Z", "2026-11-27T10:00:00+01:00", "2026-11-27 10:00:00Z"} {
+		_, ok := parseUTCMillis([]byte(s))
+		require.False(t, ok, s)
+	}
+}

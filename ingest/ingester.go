@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -29,7 +30,7 @@ type Config struct {
 	// Group is the consumer group. Default "apimeter-ingest".
 	Group string
 	// Partitions is the partition count used when the ingester creates the
-	// topic. Default 8.
+	// topic. Default 4.
 	Partitions int
 	// MaxBatchRecords, MaxBatchBytes and MaxBatchWait close a partition's
 	// batch: whichever comes first. Defaults 100,000 records, 32 MiB of
@@ -50,6 +51,11 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff between failed loads.
 	// Defaults 100ms and 10s.
 	RetryMin, RetryMax time.Duration
+	// Loads is how many batches (of any partitions) load at once. More
+	// concurrent inserts than the store has cores to run them make each
+	// slower and the batches smaller; waiting partitions keep filling
+	// theirs. Default GOMAXPROCS, at least 2 and at most 8.
+	Loads int
 }
 
 func (c *Config) setDefaults() {
@@ -63,7 +69,7 @@ func (c *Config) setDefaults() {
 		c.Group = "apimeter-ingest"
 	}
 	if c.Partitions <= 0 {
-		c.Partitions = 8
+		c.Partitions = 4
 	}
 	if c.MaxBatchRecords <= 0 {
 		c.MaxBatchRecords = 100_000
@@ -89,6 +95,9 @@ func (c *Config) setDefaults() {
 	if c.RetryMax <= 0 {
 		c.RetryMax = 10 * time.Second
 	}
+	if c.Loads <= 0 {
+		c.Loads = min(max(runtime.GOMAXPROCS(0), 2), 8)
+	}
 }
 
 // Store is what the ingester needs of a store.
@@ -110,6 +119,7 @@ type Ingester struct {
 	offsets offsetStore
 	client  *kafka.Client
 	dlq     *kafka.Writer
+	loads   chan struct{} // slots for concurrent loads
 
 	// newReader opens a partition's message source; tests replace it.
 	newReader func(partition int, offset int64) messageSource
@@ -136,6 +146,7 @@ func New(cfg Config, st Store, log *slog.Logger, reg prometheus.Registerer) (*In
 		metrics: newMetrics(reg),
 		client:  client,
 		offsets: &groupOffsets{client: client, group: cfg.Group, topic: cfg.Topic},
+		loads:   make(chan struct{}, cfg.Loads),
 		dlq: &kafka.Writer{
 			Addr: kafka.TCP(cfg.Brokers...), Topic: cfg.DeadLetterTopic, Balancer: &kafka.Hash{},
 			RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, AllowAutoTopicCreation: true,
@@ -219,6 +230,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 // commits are refused.
 func (in *Ingester) consume(ctx context.Context, gen *kafka.Generation, partition int) {
 	log := in.log.With("partition", partition)
+	in.metrics.addPartition()
 	defer in.metrics.dropPartition(partition)
 
 	var committed int64
@@ -256,109 +268,192 @@ func (in *Ingester) consume(ctx context.Context, gen *kafka.Generation, partitio
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	batches := make(chan *Batch, 1)
+	// Unbuffered: a batch closes when its loader takes it (see fill).
+	batches := make(chan *Batch)
+	// Loaded batches come back to be filled again, keeping their columns'
+	// memory: at most three exist (loading, waiting, filling).
+	free := make(chan *Batch, 3)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(batches)
-		in.fetch(ctx, src, partition, committed, replay, batches)
+		in.fetch(ctx, src, partition, committed, replay, batches, free)
 	}()
-	in.load(ctx, gen, partition, batches)
+	in.load(ctx, gen, partition, batches, free)
 	cancel()
 	wg.Wait()
 }
 
 // fetch is the consume → decode → batch stage. next is the first offset
 // the partition resumes from (-1 when the group has no commit yet).
-func (in *Ingester) fetch(ctx context.Context, src messageSource, partition int, next int64, replay *intent, out chan<- *Batch) {
-	bt := &batcher{
-		topic: in.cfg.Topic, partition: int32(partition),
-		dec:    NewDecoder(Policy{Retention: in.cfg.Retention}),
-		window: newIDWindow(in.cfg.DedupWindow.Milliseconds(), in.cfg.DedupMaxIDs),
+func (in *Ingester) fetch(ctx context.Context, src messageSource, partition int, next int64, replay *intent, out chan<- *Batch, free chan *Batch) {
+	f := &fetcher{
+		in: in, src: src, partition: partition, replay: replay, out: out,
+		bt: &batcher{
+			topic: in.cfg.Topic, partition: int32(partition),
+			dec:    NewDecoder(Policy{Retention: in.cfg.Retention}),
+			window: newIDWindow(in.cfg.DedupWindow.Milliseconds(), in.cfg.DedupMaxIDs),
+		},
 	}
-	restored := false
-	var carry *kafka.Message // a message read past a replayed range
 	for {
-		b := &Batch{Topic: in.cfg.Topic, Partition: int32(partition), First: next}
-		var deadline time.Time
-		for replay != nil || (b.Messages < in.cfg.MaxBatchRecords && b.Bytes < in.cfg.MaxBatchBytes) {
-			var m kafka.Message
-			if carry != nil {
-				m, carry = *carry, nil
-			} else {
-				fctx, cancel := ctx, context.CancelFunc(func() {})
-				if b.Messages > 0 && replay == nil {
-					fctx, cancel = context.WithDeadline(ctx, deadline)
-				}
-				var err error
-				m, err = src.FetchMessage(fctx)
-				cancel()
-				if err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					if errors.Is(err, context.DeadlineExceeded) {
-						break // the batch has waited long enough
-					}
-					in.log.Warn("kafka fetch", "partition", partition, "err", err)
-					if !sleep(ctx, 500*time.Millisecond) {
-						return
-					}
-					continue
-				}
-			}
-			if replay != nil && m.Offset > replay.last {
-				// Retention removed the end of the range: close it here and
-				// keep the message for the next batch.
-				carry = &m
-				break
-			}
-			if !restored {
-				before := m.Offset
-				if b.First >= 0 {
-					before = b.First
-				}
-				if err := in.restoreWindow(ctx, bt.window, partition, before, m.Time); err != nil {
-					in.log.Error("restore the retry window", "partition", partition, "err", err)
-					return
-				}
-				restored = true
-			}
-			if b.First < 0 {
-				b.First = m.Offset
-			}
-			if b.Messages == 0 {
-				deadline = time.Now().Add(in.cfg.MaxBatchWait)
-			}
-			bt.add(b, m)
-			if replay != nil && m.Offset >= replay.last {
-				break
-			}
-		}
-		if replay != nil {
-			b.Replay, b.Last = true, replay.last
-			replay = nil
-		}
-		in.metrics.windowIDs.WithLabelValues(strconv.Itoa(partition)).Set(float64(bt.window.Len()))
-		if n := bt.window.truncated; n > 0 {
-			in.metrics.truncated.Add(float64(n))
-			bt.window.truncated = 0
-		}
-		if lag := src.Lag(); lag >= 0 {
-			in.metrics.setLag(partition, lag)
-		}
-		if b.Empty() {
-			continue
-		}
-		next = b.Last + 1
-		select {
-		case out <- b:
-		case <-ctx.Done():
+		b := in.newBatch(free, partition, next)
+		sent, ok := f.fill(ctx, b)
+		if !ok {
 			return
+		}
+		f.report()
+		next = b.Last + 1
+		if !sent {
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }
+
+// fetcher holds one partition's decode stage state between batches.
+type fetcher struct {
+	in        *Ingester
+	src       messageSource
+	partition int
+	bt        *batcher
+	replay    *intent        // a range to rebuild exactly, first
+	carry     *kafka.Message // a message read past a replayed range
+	restored  bool           // the retry window was restored
+	out       chan<- *Batch
+}
+
+// pollEvery is how often a batch past its wait checks for a free load
+// slot while it keeps filling.
+const pollEvery = 5 * time.Millisecond
+
+// fill adds messages to b until it is full, or until its wait is over and
+// a load slot is free — then it hands b to the loader itself (sent) — or
+// until a replayed range is complete. A batch that waited its time but
+// finds every load slot busy keeps growing: under load, batches get as
+// large as the limits allow, which the engine loads most cheaply. ok is
+// false when ctx ended.
+func (f *fetcher) fill(ctx context.Context, b *Batch) (sent, ok bool) {
+	in := f.in
+	// The fetch context: ctx until the first message, then ctx with the
+	// batch's deadline, then short polls once the deadline passed.
+	fctx := timeoutCtx{ctx: ctx}
+	defer fctx.stop()
+	waited := false
+	for {
+		if f.replay == nil {
+			if b.Messages >= in.cfg.MaxBatchRecords || b.Bytes >= in.cfg.MaxBatchBytes {
+				return false, true
+			}
+			if waited && in.slotFree() {
+				select {
+				case f.out <- b:
+					return true, true
+				default:
+				}
+			}
+		}
+		var m kafka.Message
+		if f.carry != nil {
+			m, f.carry = *f.carry, nil
+		} else {
+			var err error
+			m, err = f.src.FetchMessage(fctx.ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return false, false
+				}
+				if errors.Is(err, context.DeadlineExceeded) {
+					waited = true
+					fctx.reset(ctx, pollEvery)
+					continue
+				}
+				in.log.Warn("kafka fetch", "partition", f.partition, "err", err)
+				if !sleep(ctx, 500*time.Millisecond) {
+					return false, false
+				}
+				continue
+			}
+		}
+		if f.replay != nil && m.Offset > f.replay.last {
+			// Retention removed the end of the range: close it here and
+			// keep the message for the next batch.
+			f.carry = &m
+			f.endReplay(b)
+			return false, true
+		}
+		if !f.restored {
+			before := m.Offset
+			if b.First >= 0 {
+				before = b.First
+			}
+			if err := in.restoreWindow(ctx, f.bt.window, f.partition, before, m.Time); err != nil {
+				in.log.Error("restore the retry window", "partition", f.partition, "err", err)
+				return false, false
+			}
+			f.restored = true
+		}
+		if b.First < 0 {
+			b.First = m.Offset
+		}
+		if b.Messages == 0 {
+			if f.replay == nil {
+				fctx.reset(ctx, in.cfg.MaxBatchWait)
+			}
+			// A backlog tells how big this batch will get: size the
+			// columns once instead of growing them.
+			if lag := f.src.Lag(); lag > 0 {
+				b.Usage.Grow(int(min(lag+1, int64(in.cfg.MaxBatchRecords))))
+			}
+		}
+		f.bt.add(b, m)
+		if f.replay != nil && m.Offset >= f.replay.last {
+			f.endReplay(b)
+			return false, true
+		}
+	}
+}
+
+// timeoutCtx is a context whose timeout is replaced as a batch moves on.
+type timeoutCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (t *timeoutCtx) reset(parent context.Context, d time.Duration) {
+	t.stop()
+	t.ctx, t.cancel = context.WithTimeout(parent, d)
+}
+
+func (t *timeoutCtx) stop() {
+	if t.cancel != nil {
+		t.cancel()
+	}
+}
+
+func (f *fetcher) endReplay(b *Batch) {
+	b.Replay, b.Last = true, f.replay.last
+	f.replay = nil
+}
+
+// report publishes the partition's window size and lag.
+func (f *fetcher) report() {
+	m := f.in.metrics
+	m.windowIDs.WithLabelValues(strconv.Itoa(f.partition)).Set(float64(f.bt.window.Len()))
+	if n := f.bt.window.truncated; n > 0 {
+		m.truncated.Add(float64(n))
+		f.bt.window.truncated = 0
+	}
+	if lag := f.src.Lag(); lag >= 0 {
+		m.setLag(f.partition, lag)
+	}
+}
+
+// slotFree reports whether a load could start now.
+func (in *Ingester) slotFree() bool { return len(in.loads) < cap(in.loads) }
 
 // lastLoaded is the end of the last batch of the partition the store
 // recorded in ingest_batches; ok is false when there is none.
@@ -432,7 +527,7 @@ func (in *Ingester) restoreWindow(ctx context.Context, w *idWindow, partition in
 // load is the load → commit stage. For every batch: commit the intent,
 // load, send dead letters, commit the end. It returns when batches ends
 // or a commit is refused (the partition has a new owner).
-func (in *Ingester) load(ctx context.Context, gen *kafka.Generation, partition int, batches <-chan *Batch) {
+func (in *Ingester) load(ctx context.Context, gen *kafka.Generation, partition int, batches <-chan *Batch, free chan<- *Batch) {
 	log := in.log.With("partition", partition)
 	for b := range batches {
 		if !b.Replay {
@@ -442,7 +537,14 @@ func (in *Ingester) load(ctx context.Context, gen *kafka.Generation, partition i
 			}
 		}
 		started := time.Now()
-		if err := in.loadBatch(ctx, b); err != nil {
+		select {
+		case in.loads <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		err := in.loadBatch(ctx, b)
+		<-in.loads
+		if err != nil {
 			return // the generation ended; the next owner replays the intent
 		}
 		if err := in.sendDeadLetters(ctx, b.Rejected); err != nil {
@@ -451,13 +553,28 @@ func (in *Ingester) load(ctx context.Context, gen *kafka.Generation, partition i
 		// The batch is stored: commit its end even if the generation is
 		// ending, to spare the next owner a replay.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		err := in.commit(cctx, gen, partition, b.Last+1, doneMeta(b.First, b.Last))
+		err = in.commit(cctx, gen, partition, b.Last+1, doneMeta(b.First, b.Last))
 		cancel()
 		in.metrics.loaded(b, time.Since(started), time.Now())
 		if err != nil {
 			log.Info("stopping: end of batch not committed", "err", err)
 			return
 		}
+		select {
+		case free <- b:
+		default:
+		}
+	}
+}
+
+// newBatch takes a loaded batch back, or makes one.
+func (in *Ingester) newBatch(free chan *Batch, partition int, first int64) *Batch {
+	select {
+	case b := <-free:
+		b.reset(first)
+		return b
+	default:
+		return &Batch{Topic: in.cfg.Topic, Partition: int32(partition), First: first}
 	}
 }
 

@@ -22,6 +22,7 @@ type metrics struct {
 	replays      prometheus.Counter
 	windowIDs    *prometheus.GaugeVec
 	truncated    prometheus.Counter
+	owned        prometheus.Gauge
 
 	mu    sync.Mutex
 	stats Stats
@@ -39,6 +40,7 @@ type Stats struct {
 	RecordsPerSec float64           `json:"recordsPerSecond"`
 	LastBatch     int               `json:"lastBatchRecords"`
 	LastLoad      time.Duration     `json:"lastLoadMs"`
+	Partitions    int               `json:"partitions"`
 	Lag           map[string]int64  `json:"lagByPartition"`
 	DLQ           map[Reason]uint64 `json:"deadLettersByReason"`
 	LastLoadedAt  time.Time         `json:"lastLoadedAt"`
@@ -82,11 +84,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "apimeter_ingest_dedup_window_truncated_total", Help: "Ids dropped from the retry window early because it was full.",
 		}),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "apimeter_ingest_partitions", Help: "Partitions this ingester consumes now.",
+		}),
 	}
 	m.stats.Lag = map[string]int64{}
 	m.stats.DLQ = map[Reason]uint64{}
 	if reg != nil {
-		reg.MustRegister(m.records, m.dlq, m.batches, m.batchRecords, m.loadSeconds, m.delay, m.lag, m.retries, m.replays, m.windowIDs, m.truncated)
+		reg.MustRegister(m.records, m.dlq, m.batches, m.batchRecords, m.loadSeconds, m.delay, m.lag, m.retries, m.replays, m.windowIDs, m.truncated, m.owned)
 	}
 	return m
 }
@@ -142,7 +147,18 @@ func (m *metrics) setLag(partition int, lag int64) {
 	m.mu.Unlock()
 }
 
+func (m *metrics) addPartition() {
+	m.owned.Inc()
+	m.mu.Lock()
+	m.stats.Partitions++
+	m.mu.Unlock()
+}
+
 func (m *metrics) dropPartition(partition int) {
+	m.owned.Dec()
+	m.mu.Lock()
+	m.stats.Partitions--
+	m.mu.Unlock()
 	p := strconv.Itoa(partition)
 	m.lag.DeleteLabelValues(p)
 	m.windowIDs.DeleteLabelValues(p)

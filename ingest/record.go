@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/apimeter/apimeter/store"
@@ -68,6 +69,16 @@ func (c *UsageColumns) Append(r *Record) {
 
 // Len is the number of records held.
 func (c *UsageColumns) Len() int { return len(c.id) }
+
+// Grow makes room for n more records without reallocating.
+func (c *UsageColumns) Grow(n int) {
+	c.id, c.tenant, c.user, c.key = slices.Grow(c.id, n), slices.Grow(c.tenant, n), slices.Grow(c.user, n), slices.Grow(c.key, n)
+	c.endpoint, c.method, c.topic = slices.Grow(c.endpoint, n), slices.Grow(c.method, n), slices.Grow(c.topic, n)
+	c.eventTime, c.ingestedAt, c.offset = slices.Grow(c.eventTime, n), slices.Grow(c.ingestedAt, n), slices.Grow(c.offset, n)
+	c.status, c.rt = slices.Grow(c.status, n), slices.Grow(c.rt, n)
+	c.reqBytes, c.respBytes = slices.Grow(c.reqBytes, n), slices.Grow(c.respBytes, n)
+	c.meta, c.partition = slices.Grow(c.meta, n), slices.Grow(c.partition, n)
+}
 
 // Reset empties the columns, keeping their memory.
 func (c *UsageColumns) Reset() {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/apimeter/apimeter/ingest"
@@ -26,6 +28,11 @@ func benchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.Users, "users", 5000, "users per tenant")
 	fs.IntVar(&cfg.Endpoints, "endpoints", 40, "endpoints")
 	dir := fs.String("data-dir", "", "engine data directory (default: a new temporary one, removed after)")
+	kafkaMode := fs.String("kafka", "embedded", "end-to-end run through Kafka: embedded (an in-process broker), a broker list (host:port,…), or none")
+	fs.IntVar(&cfg.Partitions, "partitions", 4, "partitions of the end-to-end topic (KAFKA_PARTITIONS default)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.BoolVar(&cfg.SkipLocal, "e2e-only", false, "run only the end-to-end way")
+	memprofile := fs.String("memprofile", "", "write an allocation profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
@@ -49,19 +56,68 @@ func benchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := m.Apply(ctx); err != nil {
 		return err
 	}
+	switch *kafkaMode {
+	case "none":
+	case "embedded":
+		br, err := ingest.StartBroker(ingest.BrokerConfig{Addr: "127.0.0.1:0", Partitions: cfg.Partitions})
+		if err != nil {
+			return err
+		}
+		defer br.Close()
+		cfg.Brokers = []string{br.Addr()}
+	default:
+		cfg.Brokers = strings.Split(*kafkaMode, ",")
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		// Only the end-to-end window is profiled.
+		cfg.Profile = func() func() {
+			if err := pprof.StartCPUProfile(f); err != nil {
+				fmt.Fprintln(stderr, "cpuprofile:", err)
+				return func() {}
+			}
+			return pprof.StopCPUProfile
+		}
+	}
+	if *memprofile != "" {
+		runtime.MemProfileRate = 64 << 10
+	}
 	results, err := ingest.RunLoadBench(ctx, db, cfg)
 	if err != nil {
 		return err
 	}
+	if *memprofile != "" {
+		f, err := os.Create(*memprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return err
+		}
+	}
+	if cfg.SkipLocal {
+		r := results[0]
+		fmt.Fprintf(stdout, "%s: %.0f rows/s (%.2f s, %.2f µs CPU/row)\n", r.Name, r.RowsPerSecond(), r.Elapsed.Seconds(), float64(r.CPUPerRow().Nanoseconds())/1000)
+		return nil
+	}
 	fmt.Fprintf(stdout, "Load benchmark: %d rows in batches of %d (%d tenants × %d users × %d endpoints), engine %s, %d CPUs\n\n",
 		results[0].Rows, cfg.BatchRows, cfg.Tenants, cfg.Users, cfg.Endpoints, db.EngineVersion(), runtime.NumCPU())
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "rows/s\tseconds\tGo alloc/row\t\tway\t")
+	fmt.Fprintln(tw, "rows/s\tseconds\tCPU/row\tGo alloc/row\t\tway\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%.0f\t%.2f\t%d B\t\t%s\t\n", r.RowsPerSecond(), r.Elapsed.Seconds(), r.AllocBytes/uint64(r.Rows), r.Name)
+		fmt.Fprintf(tw, "%.0f\t%.2f\t%.2f µs\t%d B\t\t%s\t\n", r.RowsPerSecond(), r.Elapsed.Seconds(),
+			float64(r.CPUPerRow().Nanoseconds())/1000, r.AllocBytes/uint64(r.Rows), r.Name)
 	}
 	tw.Flush()
 	bound, ours, naive := results[0].RowsPerSecond(), results[1].RowsPerSecond(), results[2].RowsPerSecond()
 	fmt.Fprintf(stdout, "\nGo bulk path / engine bound: %.2f\nGo bulk path / naive JSON:   %.2f\n", ours/bound, ours/naive)
+	if len(results) > 4 {
+		fmt.Fprintf(stdout, "End to end / engine bound:   %.2f\n", results[4].RowsPerSecond()/bound)
+	}
 	return nil
 }
