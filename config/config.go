@@ -102,7 +102,7 @@ type Config struct {
 	// Default 900 s.
 	DedupWindow time.Duration
 	// DedupMaxIDs is APIMETER_DEDUP_MAX_IDS, the most ids remembered per
-	// partition (about 40 bytes each). Default 2000000.
+	// partition (about 83 bytes each). Default 1000000.
 	DedupMaxIDs int
 }
 
@@ -118,7 +118,7 @@ func Default() Config {
 		IngestBatchBytes:         32 << 20,
 		IngestBatchWait:          time.Second,
 		DedupWindow:              15 * time.Minute,
-		DedupMaxIDs:              2_000_000,
+		DedupMaxIDs:              1_000_000,
 		EmbeddedKafkaAddr:        "127.0.0.1:9092",
 		RateLimitWindow:          60 * time.Second,
 		RateLimitMaxRequests:     100,

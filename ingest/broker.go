@@ -1,18 +1,23 @@
 package ingest
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"strconv"
+	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // Broker is the embedded Kafka-protocol broker (franz-go's kfake) that
 // `serve` starts when KAFKA_BROKERS is empty, so a fresh install accepts
-// records from any Kafka producer. It keeps its log under a data directory
-// and reloads it on start; writes reach the disk at the operating
-// system's pace (like Kafka's default flush policy), so a machine crash can
-// lose the last records written, while a process crash does not.
+// records from any Kafka producer. It keeps its log in files under a data
+// directory and reloads it on start; writes reach the disk at the
+// operating system's pace (like Kafka's default flush policy), so a
+// machine crash can lose the last records written, while a process crash
+// does not. Records older than the retention are deleted (hourly).
 type Broker struct {
 	cluster *kfake.Cluster
 }
@@ -23,9 +28,11 @@ type BrokerConfig struct {
 	Addr string
 	// DataDir keeps the log across restarts; empty keeps it in memory.
 	DataDir string
-	// Topics are created at start with Partitions partitions each.
+	// Topics are created at start with Partitions partitions each, and
+	// keep Retention of records (default 7 days, Kafka's default).
 	Topics     []string
 	Partitions int
+	Retention  time.Duration
 }
 
 // StartBroker starts the embedded broker.
@@ -58,7 +65,43 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded kafka on %s: %w", cfg.Addr, err)
 	}
-	return &Broker{cluster: c}, nil
+	b := &Broker{cluster: c}
+	if err := b.setRetention(cfg); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// setRetention gives the seeded topics an explicit retention.ms: the
+// broker deletes old records only from topics that set one.
+func (b *Broker) setRetention(cfg BrokerConfig) error {
+	if len(cfg.Topics) == 0 {
+		return nil
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 7 * 24 * time.Hour
+	}
+	client := &kafka.Client{Addr: kafka.TCP(b.Addr()), Timeout: 10 * time.Second}
+	req := &kafka.IncrementalAlterConfigsRequest{}
+	for _, t := range cfg.Topics {
+		req.Resources = append(req.Resources, kafka.IncrementalAlterConfigsRequestResource{
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: t,
+			Configs: []kafka.IncrementalAlterConfigsRequestConfig{{
+				Name: "retention.ms", Value: strconv.FormatInt(cfg.Retention.Milliseconds(), 10), ConfigOperation: kafka.ConfigOperationSet,
+			}},
+		})
+	}
+	resp, err := client.IncrementalAlterConfigs(context.Background(), req)
+	if err != nil {
+		return fmt.Errorf("embedded kafka: set retention: %w", err)
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return fmt.Errorf("embedded kafka: set retention of %s: %w", r.ResourceName, r.Error)
+		}
+	}
+	return nil
 }
 
 // Addr is the address clients connect to.

@@ -132,37 +132,60 @@ var maxLen = [numFields]int{
 }
 
 func fieldIndex(key []byte) int {
-	switch string(key) {
-	case "id":
-		return fID
-	case "type":
-		return fType
-	case "timestamp":
-		return fTimestamp
-	case "tenantId":
-		return fTenantID
-	case "userId":
-		return fUserID
-	case "apiKeyId":
-		return fAPIKeyID
-	case "endpoint":
-		return fEndpoint
-	case "method":
-		return fMethod
-	case "statusCode":
-		return fStatusCode
-	case "responseTimeMs":
-		return fResponseTimeMs
-	case "requestBytes":
-		return fRequestBytes
-	case "responseBytes":
-		return fResponseBytes
-	case "feature":
-		return fFeature
-	case "quantity":
-		return fQuantity
-	case "metadata":
-		return fMetadata
+	// By length first: one string comparison per key.
+	switch len(key) {
+	case 2:
+		if string(key) == "id" {
+			return fID
+		}
+	case 4:
+		if string(key) == "type" {
+			return fType
+		}
+	case 6:
+		switch string(key) {
+		case "userId":
+			return fUserID
+		case "method":
+			return fMethod
+		}
+	case 7:
+		if string(key) == "feature" {
+			return fFeature
+		}
+	case 8:
+		switch string(key) {
+		case "tenantId":
+			return fTenantID
+		case "apiKeyId":
+			return fAPIKeyID
+		case "endpoint":
+			return fEndpoint
+		case "metadata":
+			return fMetadata
+		case "quantity":
+			return fQuantity
+		}
+	case 9:
+		if string(key) == "timestamp" {
+			return fTimestamp
+		}
+	case 10:
+		if string(key) == "statusCode" {
+			return fStatusCode
+		}
+	case 12:
+		if string(key) == "requestBytes" {
+			return fRequestBytes
+		}
+	case 13:
+		if string(key) == "responseBytes" {
+			return fResponseBytes
+		}
+	case 14:
+		if string(key) == "responseTimeMs" {
+			return fResponseTimeMs
+		}
 	}
 	return -1
 }

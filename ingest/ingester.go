@@ -42,8 +42,8 @@ type Config struct {
 	// per partition to drop producer retries. Default 15 minutes; a
 	// negative value turns it off.
 	DedupWindow time.Duration
-	// DedupMaxIDs caps the ids remembered per partition (about 40 bytes
-	// each). Default 2,000,000.
+	// DedupMaxIDs caps the ids remembered per partition (about 83 bytes
+	// each). Default 1,000,000.
 	DedupMaxIDs int
 	// Retention is how old a record may be (API_USAGE_RETENTION_DAYS).
 	// Default 90 days.
@@ -84,7 +84,7 @@ func (c *Config) setDefaults() {
 		c.DedupWindow = 15 * time.Minute
 	}
 	if c.DedupMaxIDs <= 0 {
-		c.DedupMaxIDs = 2_000_000
+		c.DedupMaxIDs = 1_000_000
 	}
 	if c.Retention <= 0 {
 		c.Retention = 90 * 24 * time.Hour

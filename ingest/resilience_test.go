@@ -308,3 +308,27 @@ func TestLostGroupOffsetsResumeFromLedger(t *testing.T) {
 	both.checkStoredOnce(t, db, cfg.Topic)
 	require.Equal(t, uint64(len(w.msgs)+len(more.msgs)), ledgerMessages(t, db, cfg.Topic))
 }
+
+func TestEmbeddedBrokerKeepsTopicsWithRetention(t *testing.T) {
+	dir := t.TempDir()
+	br, err := StartBroker(BrokerConfig{Addr: "127.0.0.1:0", DataDir: dir, Topics: []string{"a", "a-dlq"}, Partitions: 3, Retention: time.Hour})
+	require.NoError(t, err)
+	client := &kafka.Client{Addr: kafka.TCP(br.Addr())}
+	resp, err := client.DescribeConfigs(context.Background(), &kafka.DescribeConfigsRequest{
+		Resources: []kafka.DescribeConfigRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: "a", ConfigNames: []string{"retention.ms"}}},
+	})
+	require.NoError(t, err)
+	require.Equal(t, "3600000", resp.Resources[0].ConfigEntries[0].ConfigValue)
+	md, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{"a"}})
+	require.NoError(t, err)
+	require.Len(t, md.Topics[0].Partitions, 3)
+	br.Close()
+
+	// Restarted on the same directory, it still has the topic.
+	br, err = StartBroker(BrokerConfig{Addr: "127.0.0.1:0", DataDir: dir, Topics: []string{"a", "a-dlq"}, Partitions: 3, Retention: time.Hour})
+	require.NoError(t, err)
+	defer br.Close()
+	md, err = (&kafka.Client{Addr: kafka.TCP(br.Addr())}).Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{"a"}})
+	require.NoError(t, err)
+	require.Len(t, md.Topics[0].Partitions, 3)
+}

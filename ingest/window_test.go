@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,4 +46,26 @@ func TestIDWindowRestore(t *testing.T) {
 	require.Equal(t, 1, w.Len())
 	require.True(t, w.Check("recent", 10_000))
 	require.False(t, w.Check("old", 10_000))
+}
+
+// BenchmarkIDWindowMemory measures what one remembered id costs.
+func BenchmarkIDWindowMemory(b *testing.B) {
+	const n = 2_000_000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i*7919)
+	}
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		w := newIDWindow(15*60_000, n)
+		for j, id := range ids {
+			w.Check(id, int64(j/200))
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/id")
+		runtime.KeepAlive(w)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -142,6 +143,7 @@ func (b *Block) AppendNative(dst []byte) ([]byte, error) {
 	if err := b.Validate(); err != nil {
 		return dst, err
 	}
+	dst = slices.Grow(dst, b.nativeSize())
 	dst = binary.AppendUvarint(dst, uint64(len(b.cols)))
 	dst = binary.AppendUvarint(dst, uint64(b.Rows()))
 	le := binary.LittleEndian
@@ -201,6 +203,37 @@ func (b *Block) AppendNative(dst []byte) ([]byte, error) {
 		}
 	}
 	return dst, nil
+}
+
+// nativeSize is an upper bound of the block's Native encoding, so the
+// buffer is sized once.
+func (b *Block) nativeSize() int {
+	n := 20
+	for _, c := range b.cols {
+		n += 2*binary.MaxVarintLen64 + len(c.Name) + len(c.Type)
+		switch d := c.Data.(type) {
+		case []string:
+			for _, s := range d {
+				n += binary.MaxVarintLen32 + len(s)
+			}
+		case []uint8:
+			n += len(d)
+		case []uint16:
+			n += 2 * len(d)
+		case []uint32, []int32:
+			n += 4 * columnLen(d)
+		case []uint64, []int64, []float64:
+			n += 8 * columnLen(d)
+		case []map[string]string:
+			n += 8 * len(d)
+			for _, m := range d {
+				for k, v := range m {
+					n += 2*binary.MaxVarintLen32 + len(k) + len(v)
+				}
+			}
+		}
+	}
+	return n
 }
 
 func appendString(dst []byte, s string) []byte {

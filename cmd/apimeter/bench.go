@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -59,7 +60,8 @@ func benchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	switch *kafkaMode {
 	case "none":
 	case "embedded":
-		br, err := ingest.StartBroker(ingest.BrokerConfig{Addr: "127.0.0.1:0", Partitions: cfg.Partitions})
+		// As serve runs it: its log in files under the data directory.
+		br, err := ingest.StartBroker(ingest.BrokerConfig{Addr: "127.0.0.1:0", Partitions: cfg.Partitions, DataDir: filepath.Join(*dir, "kafka")})
 		if err != nil {
 			return err
 		}

@@ -253,3 +253,38 @@ func TestMigratePrintNeedsNoStore(t *testing.T) {
 	require.NoError(t, dispatch(context.Background(), []string{"migrate", "--print", "--cluster", "prod"}, &stdout, &stderr))
 	require.Contains(t, stdout.String(), "ENGINE = Distributed(prod, currentDatabase(), usage_events_local")
 }
+
+// TestKcatProducer sends records with kcat, a real librdkafka producer, to
+// a fresh serve process (its embedded broker, or KAFKA_BROKERS in CI).
+func TestKcatProducer(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Skip("kcat is not installed (apt-get install kcat); CI installs it")
+	}
+	bin := buildBinary(t)
+	kenv, brokers := kafkaEnv(t)
+	topic := strings.TrimPrefix(kenv[0], "KAFKA_TOPIC=")
+	s := startServe(t, bin, append([]string{"APIMETER_DATA_DIR=" + t.TempDir(), "CLICKHOUSE_URL="}, kenv...))
+	s.waitReady(t, 60*time.Second)
+
+	var in bytes.Buffer
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&in, `{"id":"kcat-%d","userId":"u%d","endpoint":"/api/items/:id","method":"GET","statusCode":200,"responseTimeMs":%d}`+"\n", i, i%7, i)
+	}
+	in.WriteString("not json at all\n")
+	cmd := exec.Command(kcat, "-P", "-b", strings.Join(brokers, ","), "-t", topic)
+	cmd.Stdin = &in
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	deadline := time.Now().Add(60 * time.Second)
+	for metricValue(t, s.addr, `apimeter_ingest_records_total{outcome="stored"}`) < 100 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Equal(t, 100.0, metricValue(t, s.addr, `apimeter_ingest_records_total{outcome="stored"}`))
+	for metricValue(t, s.addr, `apimeter_ingest_dead_letters_total{reason="malformed_json"}`) < 1 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Equal(t, 1.0, metricValue(t, s.addr, `apimeter_ingest_dead_letters_total{reason="malformed_json"}`))
+	s.stop(t)
+}
