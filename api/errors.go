@@ -14,9 +14,14 @@ type Error struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Details lists per-item problems (the records of a batch), if any.
+	Details any `json:"details,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// StatusCode is the HTTP status, for middleware that records it.
+func (e *Error) StatusCode() int { return e.Status }
 
 // Errorf builds an Error.
 func Errorf(status int, code, format string, args ...any) *Error {

@@ -288,3 +288,43 @@ func TestKcatProducer(t *testing.T) {
 	require.Equal(t, 1.0, metricValue(t, s.addr, `apimeter_ingest_dead_letters_total{reason="malformed_json"}`))
 	s.stop(t)
 }
+
+// TestEventsRoute posts records over HTTP with the bootstrap admin key;
+// they travel through Kafka and are ingested, and apimeter's own API calls
+// are metered too.
+func TestEventsRoute(t *testing.T) {
+	bin := buildBinary(t)
+	kenv, _ := kafkaEnv(t)
+	const key = "test-admin-key-0123456789"
+	s := startServe(t, bin, append([]string{"APIMETER_DATA_DIR=" + t.TempDir(), "CLICKHOUSE_URL=", "APIMETER_ADMIN_KEY=" + key}, kenv...))
+	s.waitReady(t, 60*time.Second)
+
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; i < 50; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"id":"http-%d","userId":"u","endpoint":"/api/x","method":"GET","statusCode":200,"responseTimeMs":2}`, i)
+	}
+	b.WriteString(`,{"userId":"u","endpoint":"/api/x","method":"GET","statusCode":999,"responseTimeMs":2}]`)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr+"/api/api-usage/events", strings.NewReader(b.String()))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var body map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%v", body)
+	require.Equal(t, 50.0, body["accepted"])
+	require.Len(t, body["rejected"], 1)
+
+	// 50 records, plus the POST /events call itself, metered by apimeter.
+	stored := `apimeter_ingest_records_total{outcome="stored"}`
+	deadline := time.Now().Add(60 * time.Second)
+	for metricValue(t, s.addr, stored) < 51 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Equal(t, 51.0, metricValue(t, s.addr, stored))
+	s.stop(t)
+}

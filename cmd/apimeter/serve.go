@@ -9,12 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apimeter/apimeter/api"
 	"github.com/apimeter/apimeter/config"
 	"github.com/apimeter/apimeter/ingest"
+	"github.com/apimeter/apimeter/ingest/producer"
 	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
 )
@@ -106,7 +108,26 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		g.Add(func() error { return in.Run(ictx) }, func(error) { stop() })
 	}
 
+	// The producer sends records accepted by POST /events and those of
+	// apimeter's own API; while Kafka is away they wait in a spool.
+	prod, err := producer.New(producer.Config{Brokers: brokers, Topic: cfg.KafkaTopic, SpoolDir: filepath.Join(cfg.DataDir, "spool"), Log: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := prod.Close(cctx); err != nil {
+			log.Error("close producer", "err", err)
+		}
+	}()
+
 	srv := api.New(api.Config{Addr: cfg.HTTPAddr}, log, reg, checks)
+	srv.Echo().Use(producer.TrackUsage(prod, producer.MiddlewareConfig{
+		Skipper:  func(c echo.Context) bool { return c.Path() == "" }, // requests matching no route
+		Metadata: func(echo.Context) map[string]string { return map[string]string{"service": "apimeter"} },
+	}))
+	srv.MountEvents(prod, ingest.Policy{Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour}, api.AdminKeyAuth(cfg.AdminKey))
 	if err := srv.Listen(); err != nil {
 		return err
 	}

@@ -1,0 +1,145 @@
+package producer
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Tracker is what the middleware sends records to (a *Producer).
+type Tracker interface {
+	Track(r Record)
+}
+
+// MiddlewareConfig configures TrackUsage. Zero fields take the defaults
+// in their comments.
+type MiddlewareConfig struct {
+	// Identity returns the caller's tenant, user and API key id. Default:
+	// the echo context values "tenantId", "userId" and "apiKeyId" (what an
+	// auth middleware sets); a request without a user is recorded as user
+	// "anonymous".
+	Identity func(c echo.Context) (tenantID, userID, apiKeyID string)
+	// Skipper skips requests. Default: SkipTracking routes and the paths
+	// in SkipPaths.
+	Skipper func(c echo.Context) bool
+	// SkipPaths are route paths never tracked. Default: /healthz, /readyz,
+	// /metrics and /api/api-usage/health.
+	SkipPaths []string
+	// Metadata adds metadata to a request's record. Default: none.
+	Metadata func(c echo.Context) map[string]string
+}
+
+const skipKey = "apimeter.skipTracking"
+
+// SkipTracking is route middleware that keeps a route out of tracking,
+// the seed's `config: { skipTracking: true }`:
+//
+//	e.GET("/internal/ping", ping, producer.SkipTracking())
+func SkipTracking() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Set(skipKey, true)
+			return next(c)
+		}
+	}
+}
+
+// TrackUsage is echo middleware that sends one usage record per request:
+// the route template (not the raw path, so /users/42 and /users/43 are one
+// endpoint), method, status, latency, request and response bytes, tenant
+// and user. It sends after the response is written and never delays it
+// (Track does not block).
+func TrackUsage(t Tracker, cfg MiddlewareConfig) echo.MiddlewareFunc {
+	if cfg.Identity == nil {
+		cfg.Identity = contextIdentity
+	}
+	if cfg.SkipPaths == nil {
+		cfg.SkipPaths = []string{"/healthz", "/readyz", "/metrics", "/api/api-usage/health"}
+	}
+	skip := map[string]bool{}
+	for _, p := range cfg.SkipPaths {
+		skip[p] = true
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			body := &countingReader{r: c.Request().Body}
+			if c.Request().Body != nil {
+				c.Request().Body = body
+			}
+			err := next(c)
+			if skip[c.Path()] || (cfg.Skipper != nil && cfg.Skipper(c)) {
+				return err
+			}
+			if v, _ := c.Get(skipKey).(bool); v {
+				return err
+			}
+			tenant, user, key := cfg.Identity(c)
+			if user == "" {
+				user = "anonymous"
+			}
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			reqBytes := body.n
+			if reqBytes == 0 && c.Request().ContentLength > 0 {
+				reqBytes = c.Request().ContentLength
+			}
+			r := Record{
+				TenantID: tenant, UserID: user, APIKeyID: key,
+				Endpoint: route, Method: strings.ToUpper(c.Request().Method), StatusCode: statusOf(c, err),
+				ResponseTimeMs: float64(time.Since(start).Microseconds()) / 1000,
+				RequestBytes:   reqBytes, ResponseBytes: c.Response().Size,
+				Timestamp: start,
+			}
+			if cfg.Metadata != nil {
+				r.Metadata = cfg.Metadata(c)
+			}
+			t.Track(r)
+			return err
+		}
+	}
+}
+
+// statusOf is the status the client got, or will get once echo's error
+// handler has written err.
+func statusOf(c echo.Context, err error) int {
+	if err == nil || c.Response().Committed {
+		if s := c.Response().Status; s != 0 {
+			return s
+		}
+		return http.StatusOK
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return he.Code
+	}
+	var sc interface{ StatusCode() int }
+	if errors.As(err, &sc) {
+		return sc.StatusCode()
+	}
+	return http.StatusInternalServerError
+}
+
+func contextIdentity(c echo.Context) (string, string, string) {
+	s := func(k string) string { v, _ := c.Get(k).(string); return v }
+	return s("tenantId"), s("userId"), s("apiKeyId")
+}
+
+type countingReader struct {
+	r io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
