@@ -24,6 +24,9 @@ type GeneratorConfig struct {
 	// partition i % Partitions. Defaults "api-usage" and 4.
 	Topic      string
 	Partitions int
+	// Bursts adds error bursts: in the first minute of every ten (of record
+	// time) one endpoint fails half its calls.
+	Bursts bool
 }
 
 func (c *GeneratorConfig) setDefaults() {
@@ -90,6 +93,7 @@ type Generator struct {
 	rng       *rand.Rand
 	users     *rand.Zipf
 	endpoints []genEndpoint
+	pick      *rand.Zipf // endpoint popularity
 	i         int
 }
 
@@ -98,6 +102,9 @@ func NewGenerator(cfg GeneratorConfig) *Generator {
 	cfg.setDefaults()
 	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
 	g := &Generator{cfg: cfg, rng: rng, users: rand.NewZipf(rng, 1.2, 2, uint64(cfg.Users-1))}
+	if cfg.Endpoints > 1 {
+		g.pick = rand.NewZipf(rng, 1.1, 4, uint64(cfg.Endpoints-1))
+	}
 	for i := 0; i < cfg.Endpoints; i++ {
 		r := baseRoutes[i%len(baseRoutes)]
 		path := r.path
@@ -155,8 +162,17 @@ func (g *Generator) Next(r *Record) bool {
 		r.Quantity = float64(1 + rng.IntN(100))
 		return true
 	}
-	ep := g.endpoints[rng.IntN(len(g.endpoints))]
+	ep := g.endpoints[0]
+	if g.pick != nil {
+		ep = g.endpoints[g.pick.Uint64()]
+	}
 	r.Endpoint, r.Method = ep.path, ep.method
+	if c.Bursts {
+		minute := r.EventTimeMs / 60_000
+		if minute%10 == 0 && ep.path == g.endpoints[int(minute/10)%len(g.endpoints)].path {
+			ep.errorRate = 0.5
+		}
+	}
 	switch u := rng.Float64(); {
 	case u < ep.errorRate:
 		r.StatusCode = serverCodes[rng.IntN(len(serverCodes))]

@@ -332,3 +332,66 @@ func TestEmbeddedBrokerKeepsTopicsWithRetention(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, md.Topics[0].Partitions, 3)
 }
+
+func TestLoadGenSendsValidRecords(t *testing.T) {
+	brokers := testBrokers(t)
+	topic := randomName("loadgen-")
+	p, err := RunLoadGen(context.Background(), LoadGenConfig{Brokers: brokers, Topic: topic, Rate: 50_000, Count: 5000, Endpoints: 10, Seed: 3}, nil)
+	require.NoError(t, err)
+	require.Equal(t, uint64(5000), p.Sent)
+	require.Zero(t, p.Errors)
+	msgs := readTopicAll(t, brokers, topic, 5000)
+	dec := NewDecoder(Policy{})
+	endpoints := map[string]int{}
+	var r Record
+	for _, m := range msgs {
+		require.Nil(t, dec.Decode(m.Value, Source{Topic: topic, TimestampMs: m.Time.UnixMilli()}, &r), "%s", m.Value)
+		require.InDelta(t, m.Time.UnixMilli(), r.EventTimeMs, 60_000, "timestamped as sent")
+		endpoints[r.Endpoint]++
+	}
+	require.Greater(t, len(endpoints), 3)
+}
+
+// readTopicAll reads n messages from every partition of topic.
+func readTopicAll(t *testing.T, brokers []string, topic string, n int) []kafka.Message {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	md, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var out []kafka.Message
+	var wg sync.WaitGroup
+	for _, p := range md.Topics[0].Partitions {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond})
+			defer r.Close()
+			for {
+				mu.Lock()
+				done := len(out) >= n
+				mu.Unlock()
+				if done {
+					return
+				}
+				rctx, rcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				m, err := r.ReadMessage(rctx)
+				rcancel()
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					continue
+				}
+				mu.Lock()
+				out = append(out, m)
+				mu.Unlock()
+			}
+		}(p.ID)
+	}
+	wg.Wait()
+	require.Len(t, out, n)
+	return out
+}

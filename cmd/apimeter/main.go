@@ -23,6 +23,7 @@ Usage:
   apimeter migrate [flags]           apply schema migrations (see --help)
   apimeter rollups rebuild [flags]   recompute rollups from raw records
   apimeter generate [flags]          load generated demo traffic into the store
+  apimeter loadgen [flags]           send synthetic traffic to Kafka at a target rate
   apimeter bench load [flags]        measure bulk-load rates
   apimeter version                   print the version
 
@@ -67,6 +68,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return rebuildRollups(ctx, args[2:], stdout, stderr)
 	case "generate":
 		return generate(ctx, args[1:], stdout, stderr)
+	case "loadgen":
+		return loadgen(ctx, args[1:], stdout, stderr)
 	case "bench":
 		if len(args) < 2 || args[1] != "load" {
 			fmt.Fprint(stderr, "usage: apimeter bench load [flags]\n")
