@@ -145,6 +145,9 @@ func newWorkload(n int, now time.Time) *workload {
 	i := 0
 	for g.Next(&r) {
 		v := r.AppendJSON(nil)
+		if i%100 == 7 { // unknown fields are ignored
+			v = append(v[:len(v)-1], `,"client":{"sdk":"x","tags":[1,"a",null]},"retry":true}`...)
+		}
 		w.msgs = append(w.msgs, message{key: []byte(r.ID), value: v})
 		if i%40 == 0 { // a producer retry: same id, same key, same partition
 			w.msgs = append(w.msgs, message{key: []byte(r.ID), value: v})
