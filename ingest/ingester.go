@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
@@ -132,9 +133,13 @@ type messageSource interface {
 	Close() error
 }
 
-// New builds an ingester; reg receives its metrics (nil for none).
+// New builds an ingester; log may be nil (discard); reg receives its
+// metrics (nil for none).
 func New(cfg Config, st Store, log *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
 	cfg.setDefaults()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("ingest: no Kafka brokers")
 	}
@@ -684,23 +689,6 @@ func (in *Ingester) sendDeadLetters(ctx context.Context, letters []DeadLetter) e
 	}
 }
 
-// ensureTopics creates the record and dead-letter topics when missing.
-func ensureTopics(ctx context.Context, client *kafka.Client, cfg Config) error {
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
-		{Topic: cfg.Topic, NumPartitions: cfg.Partitions, ReplicationFactor: -1},
-		{Topic: cfg.DeadLetterTopic, NumPartitions: 1, ReplicationFactor: -1},
-	}})
-	if err != nil {
-		return err
-	}
-	for topic, err := range resp.Errors {
-		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", topic, err)
-		}
-	}
-	return nil
-}
-
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -716,19 +704,8 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d)/2+1))
 }
 
-// Ready checks the brokers answer and the topic exists.
+// Ready checks the brokers answer and every partition of the topic has a
+// leader.
 func (in *Ingester) Ready(ctx context.Context) error {
-	resp, err := in.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{in.cfg.Topic}})
-	if err != nil {
-		return fmt.Errorf("kafka: %w", err)
-	}
-	for _, t := range resp.Topics {
-		if t.Name == in.cfg.Topic {
-			if t.Error != nil {
-				return fmt.Errorf("kafka topic %s: %w", t.Name, t.Error)
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("kafka topic %s does not exist yet", in.cfg.Topic)
+	return topicReady(ctx, in.client, in.cfg.Topic)
 }

@@ -26,6 +26,8 @@ type LoadGenConfig struct {
 	Seed                      uint64
 	// Writers is the number of concurrent Kafka writers. Default 4.
 	Writers int
+	// Partitions is used when loadgen creates the topic. Default 4.
+	Partitions int
 }
 
 // LoadGenProgress is what loadgen has sent so far.
@@ -53,6 +55,12 @@ func RunLoadGen(ctx context.Context, cfg LoadGenConfig, report func(LoadGenProgr
 	}
 	if cfg.Writers <= 0 {
 		cfg.Writers = 4
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = 4
+	}
+	if err := EnsureTopic(ctx, cfg.Brokers, cfg.Topic, cfg.Partitions); err != nil {
+		return LoadGenProgress{}, fmt.Errorf("loadgen: %w", err)
 	}
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
@@ -82,7 +90,16 @@ func RunLoadGen(ctx context.Context, cfg LoadGenConfig, report func(LoadGenProgr
 		go func() {
 			defer wg.Done()
 			for b := range batches {
-				if err := w.WriteMessages(context.WithoutCancel(ctx), b...); err != nil {
+				// A batch that fails is tried again a few times: a broker
+				// that hiccups should not show as lost traffic.
+				var err error
+				for attempt := 0; attempt < 5; attempt++ {
+					if err = w.WriteMessages(context.WithoutCancel(ctx), b...); err == nil {
+						break
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				if err != nil {
 					failed.Add(uint64(len(b)))
 					continue
 				}

@@ -28,6 +28,7 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&cfg.FeatureShare, "feature-share", 0.02, "share of feature-use records")
 	fs.Uint64Var(&cfg.Seed, "seed", uint64(time.Now().UnixNano()), "random seed")
 	fs.IntVar(&cfg.Writers, "writers", 4, "concurrent Kafka writers")
+	fs.IntVar(&cfg.Partitions, "partitions", 0, "partitions if loadgen creates the topic (default KAFKA_PARTITIONS)")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
@@ -45,6 +46,9 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if cfg.Topic == "" {
 		cfg.Topic = env.KafkaTopic
+	}
+	if cfg.Partitions == 0 {
+		cfg.Partitions = env.KafkaPartitions
 	}
 	fmt.Fprintf(stdout, "sending %d records/s to %s on %s\n", cfg.Rate, cfg.Topic, strings.Join(cfg.Brokers, ","))
 	p, err := ingest.RunLoadGen(ctx, cfg, func(p ingest.LoadGenProgress) {

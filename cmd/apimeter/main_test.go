@@ -225,7 +225,19 @@ func sendRecords(t *testing.T, brokers []string, topic string, n int) {
 	for g.Next(&r) {
 		msgs = append(msgs, kafka.Message{Key: []byte(r.ID), Value: r.AppendJSON(nil)})
 	}
-	require.NoError(t, w.WriteMessages(context.Background(), msgs...))
+	// The producing side is not under test: retry a broker that is still
+	// settling (ids make a repeated record count once).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := w.WriteMessages(context.Background(), msgs...)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("produce: %.300v", err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 func TestBadConfigurationListsEveryProblem(t *testing.T) {

@@ -14,6 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apimeter/apimeter/ingest"
+	"github.com/apimeter/apimeter/schema"
+	"github.com/apimeter/apimeter/store"
+	"github.com/apimeter/apimeter/store/storetest"
 )
 
 func brokers(t *testing.T) []string {
@@ -27,7 +30,9 @@ func brokers(t *testing.T) []string {
 	return []string{br.Addr()}
 }
 
-// consume reads every message of topic until n arrived or the wait ends.
+// consume reads the messages of topic until n distinct keys arrived or
+// the wait ends. (The producer delivers at least once: a batch retried
+// after a timeout can be in the topic twice, with the same key.)
 func consume(t *testing.T, brokers []string, topic string, n int, within time.Duration) []kafka.Message {
 	t.Helper()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
@@ -58,10 +63,12 @@ func consume(t *testing.T, brokers []string, topic string, n int, within time.Du
 		}(p.ID)
 	}
 	var msgs []kafka.Message
-	for len(msgs) < n {
+	keys := map[string]bool{}
+	for len(keys) < n {
 		select {
 		case m := <-out:
 			msgs = append(msgs, m)
+			keys[string(m.Key)] = true
 		case <-ctx.Done():
 			return msgs
 		}
@@ -101,7 +108,9 @@ func TestTrackSendsContractRecords(t *testing.T) {
 	require.Zero(t, st.Dropped)
 
 	msgs := consume(t, bs, topic, n, time.Minute)
-	require.Len(t, msgs, n)
+	if len(msgs) > n {
+		t.Logf("%d records were delivered twice (retried batches)", len(msgs)-n)
+	}
 	dec := ingest.NewDecoder(ingest.Policy{})
 	ids := map[string]bool{}
 	for _, m := range msgs {
@@ -161,7 +170,33 @@ func TestSpoolSurvivesKafkaOutageAndRestart(t *testing.T) {
 		ids[string(m.Key)]++
 	}
 	require.Len(t, ids, n, "every record arrived")
-	require.Len(t, msgs, n, "each exactly once")
+
+	// Once: loaded by the ingester, each record is stored one time (a
+	// record delivered twice carries its id, and the ingester drops the
+	// repeat).
+	db := storetest.Open(t)
+	m, err := schema.NewMigrator(db, schema.Single, nil)
+	require.NoError(t, err)
+	_, err = m.Apply(context.Background())
+	require.NoError(t, err)
+	in, err := ingest.New(ingest.Config{Brokers: []string{addr}, Topic: topic, Group: topic, MaxBatchWait: 100 * time.Millisecond}, db, nil, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { in.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done; in.Close() }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for in.Stats().Stored+in.Stats().Duplicates < uint64(len(msgs)) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	rows, err := db.Query(context.Background(), "SELECT count(), uniqExact(id) FROM usage_events WHERE kafka_topic = {t:String}", store.Named("t", topic))
+	require.NoError(t, err)
+	defer rows.Close()
+	require.True(t, rows.Next())
+	var count, distinct uint64
+	require.NoError(t, rows.Scan(&count, &distinct))
+	require.Equal(t, uint64(n), count, "every record stored once")
+	require.Equal(t, uint64(n), distinct)
 }
 
 func runHelper(t *testing.T, mode string) {
