@@ -72,7 +72,7 @@ func bucketOf(ms int64, d time.Duration) int64 {
 	return time.UnixMilli(ms).UTC().Truncate(d).Unix()
 }
 
-func expect(records []ingest.Record) *expected {
+func expect(records []ingest.Record, minutes bool) *expected {
 	e := &expected{
 		usage:     map[string]map[usageKey]sums{"usage_hourly": {}, "usage_daily": {}},
 		endpoint:  map[string]map[endpointKey]sums{"endpoint_hourly": {}, "endpoint_daily": {}},
@@ -81,6 +81,12 @@ func expect(records []ingest.Record) *expected {
 		records:   records,
 	}
 	grains := map[string]time.Duration{"hourly": time.Hour, "daily": 24 * time.Hour}
+	if minutes {
+		// endpoint_minute keeps two days: only recent records land there.
+		grains["minute"] = time.Minute
+		e.endpoint["endpoint_minute"] = map[endpointKey]sums{}
+		e.latencies["endpoint_minute"] = map[endpointKey][]uint64{}
+	}
 	for i := range records {
 		r := &records[i]
 		if r.Type == ingest.TypeFeature {
@@ -93,12 +99,14 @@ func expect(records []ingest.Record) *expected {
 		}
 		for g, d := range grains {
 			b := bucketOf(r.EventTimeMs, d)
-			uk := usageKey{r.TenantID, r.UserID, r.Endpoint, r.Method, r.StatusCode, b}
-			s := e.usage["usage_"+g][uk]
-			s.add(r)
-			e.usage["usage_"+g][uk] = s
+			if g != "minute" {
+				uk := usageKey{r.TenantID, r.UserID, r.Endpoint, r.Method, r.StatusCode, b}
+				s := e.usage["usage_"+g][uk]
+				s.add(r)
+				e.usage["usage_"+g][uk] = s
+			}
 			ek := endpointKey{r.TenantID, r.Endpoint, r.Method, uint8(r.StatusCode / 100), b}
-			s = e.endpoint["endpoint_"+g][ek]
+			s := e.endpoint["endpoint_"+g][ek]
 			s.add(r)
 			e.endpoint["endpoint_"+g][ek] = s
 			e.latencies["endpoint_"+g][ek] = append(e.latencies["endpoint_"+g][ek], r.ResponseTimeUs)
@@ -291,11 +299,20 @@ func TestRollupsMatchRecords(t *testing.T) {
 	db := migrated(t)
 	records := generate(dstWeek)
 	loadRecords(t, db, records, 7)
-	e := expect(records)
+	e := expect(records, false)
 	checkUsage(t, db, e)
 	checkEndpoint(t, db, e)
 	checkFeatures(t, db, e)
 	checkLocalDays(t, db, e, "Europe/Berlin")
+}
+
+func TestMinuteRollupMatchesRecords(t *testing.T) {
+	db := migrated(t)
+	now := time.Now().UTC().Truncate(time.Minute)
+	records := generate(ingest.GeneratorConfig{Seed: 21, Count: 20000, Start: now.Add(-90 * time.Minute), Span: time.Hour, Endpoints: 8})
+	loadRecords(t, db, records, 4)
+	e := expect(records, true)
+	checkEndpoint(t, db, e)
 }
 
 func TestReplayedInsertCountsOnce(t *testing.T) {
@@ -304,7 +321,7 @@ func TestReplayedInsertCountsOnce(t *testing.T) {
 	loadRecords(t, db, records, 3)
 	// The same blocks again, with the same tokens, as after a crash.
 	loadRecords(t, db, records, 3)
-	e := expect(records)
+	e := expect(records, false)
 	checkUsage(t, db, e)
 	checkEndpoint(t, db, e)
 	checkFeatures(t, db, e)
@@ -315,7 +332,7 @@ func TestRebuildReproducesRollups(t *testing.T) {
 	ctx := context.Background()
 	records := generate(dstWeek)
 	loadRecords(t, db, records, 5)
-	e := expect(records)
+	e := expect(records, false)
 
 	// A lost rollup is rebuilt from raw records...
 	for _, r := range Rollups {
