@@ -1,5 +1,7 @@
-// Package query will plan and run apimeter's analytics against ClickHouse:
-// choosing the daily rollup, the hourly rollup or raw records by
-// granularity and range, bucketing in the caller's time zone, filling gaps,
-// and streaming exports. Its SQL lives in .sql files beside the Go.
+// Package query plans and runs apimeter's analytics against ClickHouse:
+// it reads the daily rollup, the hourly rollup, the minute rollup or raw
+// records — the cheapest that answers exactly for the granularity, range,
+// time zone, dimensions and metrics asked — cuts buckets in the caller's
+// IANA time zone (days of 23 or 25 hours across DST changes), fills gaps
+// with zeros, and streams exports. Its SQL is in sql/*.sql.
 package query

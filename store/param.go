@@ -18,6 +18,9 @@ type Param struct {
 	escaped bool
 }
 
+// NullParam binds NULL to a Nullable(…) placeholder.
+func NullParam(name string) Param { return Param{Name: name, Value: `\N`, escaped: true} }
+
 // wire is the value as the engine's escaped text reader takes it.
 func (p Param) wire() string {
 	if p.escaped {
@@ -32,9 +35,14 @@ const TimeLayout = "2006-01-02 15:04:05.000"
 
 // Named makes a Param from a Go value: strings, integers, floats, bools,
 // time.Time (as UTC milliseconds, for DateTime64(3, 'UTC') placeholders),
-// time.Duration (whole seconds) and []string (for Array(String)).
+// time.Duration (whole seconds), []string (for Array(String)) and []int,
+// []uint64 (for arrays of integers).
 func Named(name string, v any) Param {
-	_, composite := v.([]string)
+	composite := false
+	switch v.(type) {
+	case []string, []int, []uint64:
+		composite = true
+	}
 	return Param{Name: name, Value: paramText(v), escaped: composite}
 }
 
@@ -83,6 +91,18 @@ func paramText(v any) string {
 		}
 		b.WriteByte(']')
 		return b.String()
+	case []int:
+		parts := make([]string, len(x))
+		for i, n := range x {
+			parts[i] = strconv.Itoa(n)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	case []uint64:
+		parts := make([]string, len(x))
+		for i, n := range x {
+			parts[i] = strconv.FormatUint(n, 10)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
 	case fmt.Stringer:
 		return x.String()
 	default:

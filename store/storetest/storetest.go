@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"sync"
@@ -25,42 +26,57 @@ var (
 // ends.
 func Open(t testing.TB) store.Driver {
 	t.Helper()
+	d, drop, err := OpenDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	return d
+}
+
+// OpenDB returns a driver on a new database and the function that drops
+// it, for data shared by the tests of a package (set up in TestMain).
+func OpenDB() (store.Driver, func(), error) {
 	db := "t_" + randomHex(6)
 	ctx := context.Background()
 	if raw := os.Getenv("CLICKHOUSE_TEST_URL"); raw != "" {
 		admin, err := store.OpenServer(ctx, raw)
 		if err != nil {
-			t.Fatalf("CLICKHOUSE_TEST_URL: %v", err)
+			return nil, nil, fmt.Errorf("CLICKHOUSE_TEST_URL: %w", err)
 		}
 		if err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
-			t.Fatal(err)
+			admin.Close()
+			return nil, nil, err
 		}
 		u, err := url.Parse(raw)
 		if err != nil {
-			t.Fatal(err)
+			admin.Close()
+			return nil, nil, err
 		}
 		u.Path = "/" + db
 		d, err := store.OpenServer(ctx, u.String())
 		if err != nil {
-			t.Fatal(err)
+			admin.Close()
+			return nil, nil, err
 		}
-		t.Cleanup(func() {
+		return d, func() {
 			d.Close()
 			admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" SYNC")
 			admin.Close()
-		})
-		return d
+		}, nil
 	}
-	dir := EngineDir(t)
+	dir, err := engineDirectory()
+	if err != nil {
+		return nil, nil, err
+	}
 	d, err := store.OpenEmbedded(store.EmbeddedConfig{Path: dir, Database: db, Conns: 2})
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	t.Cleanup(func() {
+	return d, func() {
 		d.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" SYNC")
 		d.Close()
-	})
-	return d
+	}, nil
 }
 
 // EngineDir is the data directory of the test process's embedded engine.
@@ -68,21 +84,29 @@ func Open(t testing.TB) store.Driver {
 // booting it again in one process is not supported by the engine.
 func EngineDir(t testing.TB) string {
 	t.Helper()
+	dir, err := engineDirectory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func engineDirectory() (string, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	if anchor != nil {
-		return engineDir
+		return engineDir, nil
 	}
 	dir, err := os.MkdirTemp("", "apimeter-test-engine-")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	a, err := store.OpenEmbedded(store.EmbeddedConfig{Path: dir, Conns: 1})
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	engineDir, anchor = dir, a
-	return dir
+	return dir, nil
 }
 
 // Server reports whether tests run against a ClickHouse server.

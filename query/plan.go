@@ -1,0 +1,311 @@
+package query
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Scope limits a query to a tenant and a user; "" means every one.
+type Scope struct {
+	Tenant string
+	User   string
+}
+
+// Range is the half-open span [Start, End) a query covers, and the time
+// zone its buckets are cut in.
+type Range struct {
+	Start, End time.Time
+	Loc        *time.Location
+}
+
+// Granularity is the size of a series' buckets; GrainNone is one bucket
+// for the whole range.
+type Granularity string
+
+const (
+	GrainNone   Granularity = ""
+	GrainMinute Granularity = "minute"
+	GrainHour   Granularity = "hour"
+	GrainDay    Granularity = "day"
+	GrainWeek   Granularity = "week"
+	GrainMonth  Granularity = "month"
+)
+
+// Granularities lists the valid granularities of a series.
+var Granularities = []Granularity{GrainMinute, GrainHour, GrainDay, GrainWeek, GrainMonth}
+
+// Metric names a value of a series point or a total.
+type Metric string
+
+const (
+	Requests        Metric = "requests"
+	Errors          Metric = "errors"       // 5xx
+	ClientErrors    Metric = "clientErrors" // 4xx
+	ErrorRate       Metric = "errorRate"    // percent of requests with 5xx
+	ClientErrorRate Metric = "clientErrorRate"
+	AvgResponseTime Metric = "averageResponseTime" // ms
+	P50ResponseTime Metric = "p50ResponseTime"
+	P90ResponseTime Metric = "p90ResponseTime"
+	P95ResponseTime Metric = "p95ResponseTime"
+	P99ResponseTime Metric = "p99ResponseTime"
+	MaxResponseTime Metric = "maxResponseTime"
+	RequestBytes    Metric = "requestBytes"
+	ResponseBytes   Metric = "responseBytes"
+	UniqueUsers     Metric = "uniqueUsers"
+)
+
+// Metrics lists every metric.
+var Metrics = []Metric{Requests, Errors, ClientErrors, ErrorRate, ClientErrorRate, AvgResponseTime,
+	P50ResponseTime, P90ResponseTime, P95ResponseTime, P99ResponseTime, MaxResponseTime, RequestBytes, ResponseBytes, UniqueUsers}
+
+func (m Metric) latency() bool {
+	switch m {
+	case P50ResponseTime, P90ResponseTime, P95ResponseTime, P99ResponseTime:
+		return true
+	}
+	return false
+}
+
+// Dimension is what a series can be grouped or filtered by.
+type Dimension string
+
+const (
+	DimEndpoint    Dimension = "endpoint"
+	DimMethod      Dimension = "method"
+	DimStatusCode  Dimension = "statusCode"
+	DimStatusClass Dimension = "statusClass"
+	DimUser        Dimension = "userId"
+	DimTenant      Dimension = "tenantId"
+)
+
+// Dimensions lists the dimensions a request may group by.
+var Dimensions = []Dimension{DimEndpoint, DimMethod, DimStatusCode, DimStatusClass, DimUser}
+
+// Filters narrow a query to some values of dimensions.
+type Filters struct {
+	Endpoint    []string `json:"endpoint,omitempty"`
+	Method      []string `json:"method,omitempty"`
+	StatusCode  []int    `json:"statusCode,omitempty"`
+	StatusClass []int    `json:"statusClass,omitempty"` // 2 for 2xx…
+	User        []string `json:"userId,omitempty"`
+}
+
+func (f Filters) has(d Dimension) bool {
+	switch d {
+	case DimEndpoint:
+		return len(f.Endpoint) > 0
+	case DimMethod:
+		return len(f.Method) > 0
+	case DimStatusCode:
+		return len(f.StatusCode) > 0
+	case DimStatusClass:
+		return len(f.StatusClass) > 0
+	case DimUser:
+		return len(f.User) > 0
+	}
+	return false
+}
+
+// source is a table a query can read, and how.
+type source struct {
+	name     string
+	table    string
+	timeCol  string        // what the range filters on
+	grain    time.Duration // bucket size of a rollup; 0 for raw records
+	retained time.Duration // how far back it reaches; 0 for as long as kept
+	users    bool          // has user_id
+	codes    bool          // has status_code (else status_class only)
+	latency  bool          // can give percentiles
+	raw      bool
+}
+
+var (
+	srcRaw            = source{name: "usage_events", table: "usage_events", timeCol: "event_time", users: true, codes: true, latency: true, raw: true}
+	srcUsageHourly    = source{name: "usage_hourly", table: "usage_hourly", timeCol: "bucket", grain: time.Hour, users: true, codes: true}
+	srcUsageDaily     = source{name: "usage_daily", table: "usage_daily", timeCol: "bucket", grain: 24 * time.Hour, users: true, codes: true}
+	srcEndpointMinute = source{name: "endpoint_minute", table: "endpoint_minute", timeCol: "bucket", grain: time.Minute, retained: 47 * time.Hour, latency: true}
+	srcEndpointHourly = source{name: "endpoint_hourly", table: "endpoint_hourly", timeCol: "bucket", grain: time.Hour, latency: true}
+	srcEndpointDaily  = source{name: "endpoint_daily", table: "endpoint_daily", timeCol: "bucket", grain: 24 * time.Hour, latency: true}
+)
+
+// preference is the order sources are tried in: fewest rows first.
+var preference = []source{srcEndpointDaily, srcUsageDaily, srcEndpointHourly, srcUsageHourly, srcEndpointMinute, srcRaw}
+
+// need is what a query asks of its source.
+type need struct {
+	scope   Scope
+	rng     Range
+	grain   Granularity
+	metrics []Metric
+	dims    []Dimension
+	filters Filters
+	now     time.Time
+}
+
+// choose picks the cheapest source that can answer exactly: it has the
+// dimensions and metrics asked for, its buckets nest in the requested ones
+// in the request's time zone, and the range starts and ends on its bucket
+// boundaries. Raw records answer everything.
+func choose(n need) source {
+	for _, s := range preference {
+		if s.fits(n) {
+			return s
+		}
+	}
+	return srcRaw
+}
+
+func (s source) fits(n need) bool {
+	if s.raw {
+		return true
+	}
+	users := n.scope.User != "" || slices.Contains(n.dims, DimUser) || n.filters.has(DimUser) || slices.Contains(n.metrics, UniqueUsers)
+	if users && !s.users {
+		return false
+	}
+	if (slices.Contains(n.dims, DimStatusCode) || n.filters.has(DimStatusCode)) && !s.codes {
+		return false
+	}
+	for _, m := range n.metrics {
+		if m.latency() && !s.latency {
+			return false
+		}
+	}
+	if s.retained > 0 && n.rng.Start.Before(n.now.Add(-s.retained)) {
+		return false
+	}
+	return nests(s.grain, n.grain, n.rng)
+}
+
+// nests reports whether buckets of size grain (UTC-aligned) add up exactly
+// to the requested buckets over the range: the range starts and ends on
+// the source's bucket boundaries and, for a series, the zone's offset keeps
+// local buckets made of whole source buckets.
+func nests(grain time.Duration, g Granularity, r Range) bool {
+	if !aligned(r.Start, grain) || !aligned(r.End, grain) {
+		return false
+	}
+	switch {
+	case g == GrainNone:
+		return true
+	case grain == 24*time.Hour:
+		return g != GrainMinute && g != GrainHour && fixedOffset(r, 0)
+	case grain == time.Hour:
+		return g != GrainMinute && offsetsMultipleOf(r, time.Hour)
+	case grain == time.Minute:
+		return offsetsMultipleOf(r, time.Minute)
+	}
+	return false
+}
+
+func aligned(t time.Time, grain time.Duration) bool {
+	return t.UTC().Truncate(grain).Equal(t)
+}
+
+// offsetsMultipleOf reports whether the zone's offset is a whole number of
+// d at every instant of the range (walking its transitions).
+func offsetsMultipleOf(r Range, d time.Duration) bool {
+	t := r.Start.In(r.Loc)
+	for {
+		_, off := t.Zone()
+		if time.Duration(off)*time.Second%d != 0 {
+			return false
+		}
+		_, end := t.ZoneBounds()
+		if end.IsZero() || !end.Before(r.End) {
+			return true
+		}
+		t = end
+	}
+}
+
+// fixedOffset reports whether the zone's offset is off seconds over the
+// whole range.
+func fixedOffset(r Range, off int) bool {
+	t := r.Start.In(r.Loc)
+	for {
+		if _, o := t.Zone(); o != off {
+			return false
+		}
+		_, end := t.ZoneBounds()
+		if end.IsZero() || !end.Before(r.End) {
+			return true
+		}
+		t = end
+	}
+}
+
+// column is the expression a dimension reads from a source.
+func (s source) column(d Dimension) (string, error) {
+	switch d {
+	case DimEndpoint:
+		return "endpoint", nil
+	case DimMethod:
+		return "method", nil
+	case DimStatusCode:
+		if s.codes {
+			return "status_code", nil
+		}
+	case DimStatusClass:
+		if s.codes {
+			return "intDiv(status_code, 100)", nil
+		}
+		return "status_class", nil
+	case DimUser:
+		if s.users {
+			return "user_id", nil
+		}
+	case DimTenant:
+		return "tenant_id", nil
+	}
+	return "", fmt.Errorf("query: %s has no %s", s.name, d)
+}
+
+// bucketExpr is the Unix time of a row's bucket start in the request's
+// zone ({tz:String}).
+func (s source) bucketExpr(g Granularity) string {
+	t := s.timeCol
+	switch g {
+	case GrainMinute:
+		return "toUnixTimestamp(toStartOfMinute(" + t + "))"
+	case GrainHour:
+		return "toUnixTimestamp(toStartOfHour(" + t + ", {tz:String}))"
+	case GrainDay:
+		return "toUnixTimestamp(toStartOfDay(" + t + ", {tz:String}))"
+	case GrainWeek:
+		return "toUnixTimestamp(toDateTime(toMonday(" + t + ", {tz:String}), {tz:String}))"
+	case GrainMonth:
+		return "toUnixTimestamp(toDateTime(toStartOfMonth(" + t + ", {tz:String}), {tz:String}))"
+	}
+	return "0"
+}
+
+// aggregates are a source's expressions for the measures every query
+// reads; metrics are computed from them.
+type aggregates struct {
+	Requests, Errors4xx, Errors5xx, TimeSum, TimeMax, RequestBytes, ResponseBytes, Latency, Users string
+}
+
+func (s source) aggregates() aggregates {
+	if s.raw {
+		return aggregates{
+			Requests: "count()", Errors4xx: "countIf(status_code >= 400 AND status_code < 500)", Errors5xx: "countIf(status_code >= 500)",
+			TimeSum: "sum(response_time_us)", TimeMax: "max(response_time_us)",
+			RequestBytes: "sum(request_bytes)", ResponseBytes: "sum(response_bytes)",
+			Latency: "quantilesDD(0.01, 0.5, 0.9, 0.95, 0.99)(response_time_us)", Users: "uniqExact(user_id)",
+		}
+	}
+	a := aggregates{
+		Requests: "sum(requests)", Errors4xx: "sum(errors_4xx)", Errors5xx: "sum(errors_5xx)",
+		TimeSum: "sum(response_time_sum_us)", TimeMax: "max(response_time_max_us)",
+		RequestBytes: "sum(request_bytes)", ResponseBytes: "sum(response_bytes)",
+	}
+	if s.latency {
+		a.Latency = "quantilesDDMerge(0.01, 0.5, 0.9, 0.95, 0.99)(latency_us)"
+	}
+	if s.users {
+		a.Users = "uniqExact(user_id)"
+	}
+	return a
+}

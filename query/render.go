@@ -1,0 +1,312 @@
+package query
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"fmt"
+	"strconv"
+	"text/template"
+	"time"
+
+	"github.com/apimeter/apimeter/store"
+)
+
+//go:embed sql/*.sql
+var sqlFiles embed.FS
+
+var aggregateSQL = template.Must(template.ParseFS(sqlFiles, "sql/aggregate.sql"))
+
+// DB is what the query package needs of a store.
+type DB interface {
+	Query(ctx context.Context, query string, params ...store.Param) (store.Rows, error)
+}
+
+type dimExpr struct {
+	Dim   Dimension
+	Expr  string
+	Alias string
+}
+
+type filterExpr struct {
+	Expr, Param, Type string
+}
+
+// plan is one aggregate query: its source and the rendered pieces.
+type plan struct {
+	src     source
+	grain   Granularity
+	rng     Range
+	Bucket  string
+	Dims    []dimExpr
+	Agg     aggregates
+	Latency bool
+	Users   bool
+	Table   string
+	TimeCol string
+	Tenant  bool
+	User    bool
+	Filters []filterExpr
+	OrderBy string
+	Limit   int
+	params  []store.Param
+}
+
+var aliases = map[Dimension]string{
+	DimEndpoint: "d_endpoint", DimMethod: "d_method", DimStatusCode: "d_status_code",
+	DimStatusClass: "d_status_class", DimUser: "d_user_id", DimTenant: "d_tenant_id",
+}
+
+// newPlan chooses the source for n and prepares the query.
+func newPlan(n need) (*plan, error) {
+	src := choose(n)
+	p := &plan{
+		src: src, grain: n.grain, rng: n.rng,
+		Bucket: src.bucketExpr(n.grain), Agg: src.aggregates(), Table: src.table, TimeCol: src.timeCol,
+		Tenant: n.scope.Tenant != "", User: n.scope.User != "",
+	}
+	for _, m := range n.metrics {
+		p.Latency = p.Latency || m.latency()
+		p.Users = p.Users || m == UniqueUsers
+	}
+	p.params = []store.Param{store.Named("start", n.rng.Start), store.Named("end", n.rng.End), store.Named("tz", n.rng.Loc.String())}
+	if p.Tenant {
+		p.params = append(p.params, store.Named("tenant", n.scope.Tenant))
+	}
+	if p.User {
+		p.params = append(p.params, store.Named("user", n.scope.User))
+	}
+	for _, d := range n.dims {
+		expr, err := src.column(d)
+		if err != nil {
+			return nil, err
+		}
+		p.Dims = append(p.Dims, dimExpr{Dim: d, Expr: expr, Alias: aliases[d]})
+	}
+	add := func(d Dimension, param, typ string, v any) error {
+		expr, err := src.column(d)
+		if err != nil {
+			return err
+		}
+		p.Filters = append(p.Filters, filterExpr{Expr: expr, Param: param, Type: typ})
+		p.params = append(p.params, store.Named(param, v))
+		return nil
+	}
+	f := n.filters
+	for _, x := range []struct {
+		dim        Dimension
+		param, typ string
+		v          any
+		set        bool
+	}{
+		{DimEndpoint, "f_endpoint", "Array(String)", f.Endpoint, len(f.Endpoint) > 0},
+		{DimMethod, "f_method", "Array(String)", f.Method, len(f.Method) > 0},
+		{DimStatusCode, "f_status_code", "Array(UInt16)", f.StatusCode, len(f.StatusCode) > 0},
+		{DimStatusClass, "f_status_class", "Array(UInt8)", f.StatusClass, len(f.StatusClass) > 0},
+		{DimUser, "f_user", "Array(String)", f.User, len(f.User) > 0},
+	} {
+		if x.set {
+			if err := add(x.dim, x.param, x.typ, x.v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return p, nil
+}
+
+// SQL renders the query text.
+func (p *plan) SQL() (string, error) {
+	var b bytes.Buffer
+	if err := aggregateSQL.Execute(&b, p); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// aggRow is one row of an aggregate query.
+type aggRow struct {
+	bucket int64
+	dims   []string
+	agg    Aggregate
+}
+
+// run executes the plan and reads its rows.
+func (p *plan) run(ctx context.Context, db DB) ([]aggRow, error) {
+	q, err := p.SQL()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.Query(ctx, q, p.params...)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", p.src.name, err)
+	}
+	defer rows.Close()
+	var out []aggRow
+	for rows.Next() {
+		vals := rows.Values()
+		var r aggRow
+		if err := store.Assign(&r.bucket, vals[0]); err != nil {
+			return nil, err
+		}
+		i := 1
+		for _, d := range p.Dims {
+			r.dims = append(r.dims, dimText(d.Dim, vals[i]))
+			i++
+		}
+		a := &r.agg
+		for _, dst := range []*uint64{&a.Requests, &a.Errors4xx, &a.Errors5xx, &a.TimeSumUs, &a.TimeMaxUs, &a.RequestBytes, &a.ResponseBytes} {
+			if err := store.Assign(dst, vals[i]); err != nil {
+				return nil, err
+			}
+			i++
+		}
+		if p.Latency {
+			if err := store.Assign(&a.Latency, vals[i]); err != nil {
+				return nil, err
+			}
+			i++
+		}
+		if p.Users {
+			if err := store.Assign(&a.Users, vals[i]); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// dimText is a dimension's value as it appears in responses.
+func dimText(d Dimension, v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case uint64:
+		if d == DimStatusClass {
+			return strconv.FormatUint(x, 10) + "xx"
+		}
+		return strconv.FormatUint(x, 10)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	}
+	return fmt.Sprint(v)
+}
+
+// Aggregate is the measures of a bucket (or a range); metrics come from it.
+type Aggregate struct {
+	Requests      uint64
+	Errors4xx     uint64
+	Errors5xx     uint64
+	TimeSumUs     uint64
+	TimeMaxUs     uint64
+	RequestBytes  uint64
+	ResponseBytes uint64
+	// Latency holds p50, p90, p95, p99 in microseconds (DDSketch, 1 %
+	// relative error); nil when not asked for.
+	Latency []float64
+	Users   uint64
+}
+
+// Value computes a metric; response times are in milliseconds, rates in
+// percent.
+func (a Aggregate) Value(m Metric) float64 {
+	pct := func(n uint64) float64 {
+		if a.Requests == 0 {
+			return 0
+		}
+		return 100 * float64(n) / float64(a.Requests)
+	}
+	lat := func(i int) float64 {
+		if len(a.Latency) <= i || a.Requests == 0 {
+			return 0
+		}
+		return a.Latency[i] / 1000
+	}
+	switch m {
+	case Requests:
+		return float64(a.Requests)
+	case Errors:
+		return float64(a.Errors5xx)
+	case ClientErrors:
+		return float64(a.Errors4xx)
+	case ErrorRate:
+		return pct(a.Errors5xx)
+	case ClientErrorRate:
+		return pct(a.Errors4xx)
+	case AvgResponseTime:
+		if a.Requests == 0 {
+			return 0
+		}
+		return float64(a.TimeSumUs) / float64(a.Requests) / 1000
+	case P50ResponseTime:
+		return lat(0)
+	case P90ResponseTime:
+		return lat(1)
+	case P95ResponseTime:
+		return lat(2)
+	case P99ResponseTime:
+		return lat(3)
+	case MaxResponseTime:
+		return float64(a.TimeMaxUs) / 1000
+	case RequestBytes:
+		return float64(a.RequestBytes)
+	case ResponseBytes:
+		return float64(a.ResponseBytes)
+	case UniqueUsers:
+		return float64(a.Users)
+	}
+	return 0
+}
+
+// buckets lists the start of every bucket of g in r, in r's zone: local
+// days, weeks (from Monday) and months, so a day across a DST change is 23
+// or 25 hours long.
+func buckets(r Range, g Granularity) []time.Time {
+	if g == GrainNone {
+		return []time.Time{r.Start}
+	}
+	first := bucketStart(r.Start.In(r.Loc), g)
+	var out []time.Time
+	for t := first; t.Before(r.End); t = nextBucket(t, g) {
+		out = append(out, t)
+	}
+	return out
+}
+
+func bucketStart(t time.Time, g Granularity) time.Time {
+	y, m, d := t.Date()
+	switch g {
+	case GrainMinute:
+		return t.Truncate(time.Minute)
+	case GrainHour:
+		// The start of the local hour (zones with half-hour offsets too).
+		_, off := t.Zone()
+		shifted := t.Add(time.Duration(off) * time.Second).Truncate(time.Hour)
+		return shifted.Add(-time.Duration(off) * time.Second)
+	case GrainDay:
+		return time.Date(y, m, d, 0, 0, 0, 0, t.Location())
+	case GrainWeek:
+		wd := (int(t.Weekday()) + 6) % 7 // days since Monday
+		return time.Date(y, m, d-wd, 0, 0, 0, 0, t.Location())
+	case GrainMonth:
+		return time.Date(y, m, 1, 0, 0, 0, 0, t.Location())
+	}
+	return t
+}
+
+func nextBucket(t time.Time, g Granularity) time.Time {
+	y, m, d := t.Date()
+	switch g {
+	case GrainMinute:
+		return t.Add(time.Minute)
+	case GrainHour:
+		return bucketStart(t.Add(time.Hour), GrainHour)
+	case GrainDay:
+		return time.Date(y, m, d+1, 0, 0, 0, 0, t.Location())
+	case GrainWeek:
+		return time.Date(y, m, d+7, 0, 0, 0, 0, t.Location())
+	case GrainMonth:
+		return time.Date(y, m+1, 1, 0, 0, 0, 0, t.Location())
+	}
+	return t
+}

@@ -1,0 +1,199 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Error is a request the service refuses; its message says why.
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return e.Msg }
+
+func invalid(format string, args ...any) error { return &Error{Msg: fmt.Sprintf(format, args...)} }
+
+// IsInvalid reports whether err is a refused request (a 400).
+func IsInvalid(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
+
+// Limits cap what one request may ask for. Zero fields take the defaults
+// in their comments.
+type Limits struct {
+	MaxRange       time.Duration // default 400 days
+	MaxMinuteRange time.Duration // default 7 days
+	MaxPoints      int           // per series, default 5,000
+	MaxSeries      int           // default 100
+}
+
+func (l *Limits) setDefaults() {
+	if l.MaxRange <= 0 {
+		l.MaxRange = 400 * 24 * time.Hour
+	}
+	if l.MaxMinuteRange <= 0 {
+		l.MaxMinuteRange = 7 * 24 * time.Hour
+	}
+	if l.MaxPoints <= 0 {
+		l.MaxPoints = 5000
+	}
+	if l.MaxSeries <= 0 {
+		l.MaxSeries = 100
+	}
+}
+
+// Service answers analytics queries.
+type Service struct {
+	db     DB
+	limits Limits
+	now    func() time.Time
+}
+
+// New builds a Service.
+func New(db DB, limits Limits) *Service {
+	limits.setDefaults()
+	return &Service{db: db, limits: limits, now: time.Now}
+}
+
+// SetClock replaces the clock (tests).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// SeriesRequest asks for a time series.
+type SeriesRequest struct {
+	Scope       Scope
+	Range       Range
+	Granularity Granularity
+	Metrics     []Metric
+	GroupBy     []Dimension
+	Filters     Filters
+}
+
+// Point is one bucket of a series.
+type Point struct {
+	Time   time.Time
+	Values map[Metric]float64
+}
+
+// Series is one group's points.
+type Series struct {
+	Group  map[Dimension]string
+	Points []Point
+}
+
+// SeriesResult is a time series answer.
+type SeriesResult struct {
+	Source string // the table that answered
+	Series []Series
+}
+
+func (s *Service) checkRange(r Range, g Granularity) error {
+	if r.Loc == nil {
+		return invalid("no time zone")
+	}
+	if !r.End.After(r.Start) {
+		return invalid("endDate must be after startDate")
+	}
+	if span := r.End.Sub(r.Start); span > s.limits.MaxRange {
+		return invalid("the range spans %s: at most %d days", span.Round(time.Hour), int(s.limits.MaxRange.Hours()/24))
+	} else if g == GrainMinute && span > s.limits.MaxMinuteRange {
+		return invalid("minute buckets cover at most %d days; use hour or a shorter range", int(s.limits.MaxMinuteRange.Hours()/24))
+	}
+	return nil
+}
+
+// Series computes a time series: one series per group of the GroupBy
+// dimensions, every bucket of the range present (zeros where there was no
+// traffic).
+func (s *Service) Series(ctx context.Context, req SeriesRequest) (*SeriesResult, error) {
+	if err := s.checkRange(req.Range, req.Granularity); err != nil {
+		return nil, err
+	}
+	if !slices.Contains(Granularities, req.Granularity) {
+		return nil, invalid("granularity %q: want one of minute, hour, day, week, month", req.Granularity)
+	}
+	if len(req.Metrics) == 0 {
+		req.Metrics = []Metric{Requests}
+	}
+	for _, m := range req.Metrics {
+		if !slices.Contains(Metrics, m) {
+			return nil, invalid("metric %q: want one of %s", m, joinMetrics(Metrics))
+		}
+	}
+	seen := map[Dimension]bool{}
+	for _, d := range req.GroupBy {
+		if !slices.Contains(Dimensions, d) {
+			return nil, invalid("groupBy %q: want one of endpoint, method, statusCode, statusClass, userId", d)
+		}
+		if seen[d] {
+			return nil, invalid("groupBy %q given twice", d)
+		}
+		seen[d] = true
+	}
+	bks := buckets(req.Range, req.Granularity)
+	if len(bks) > s.limits.MaxPoints {
+		return nil, invalid("%d points per series: at most %d; use a coarser granularity or a shorter range", len(bks), s.limits.MaxPoints)
+	}
+	p, err := newPlan(need{scope: req.Scope, rng: req.Range, grain: req.Granularity, metrics: req.Metrics, dims: req.GroupBy, filters: req.Filters, now: s.now()})
+	if err != nil {
+		return nil, err
+	}
+	rows, err := p.run(ctx, s.db)
+	if err != nil {
+		return nil, err
+	}
+	type group struct {
+		dims []string
+		at   map[int64]Aggregate
+	}
+	groups := map[string]*group{}
+	var order []string
+	for _, r := range rows {
+		key := strings.Join(r.dims, "\x00")
+		g := groups[key]
+		if g == nil {
+			g = &group{dims: r.dims, at: map[int64]Aggregate{}}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.at[r.bucket] = r.agg
+	}
+	if len(groups) > s.limits.MaxSeries {
+		return nil, invalid("%d series: at most %d; add a filter or group by less", len(groups), s.limits.MaxSeries)
+	}
+	if len(groups) == 0 && len(req.GroupBy) == 0 {
+		groups[""] = &group{at: map[int64]Aggregate{}}
+		order = append(order, "")
+	}
+	sort.Strings(order)
+	res := &SeriesResult{Source: p.src.name}
+	for _, key := range order {
+		g := groups[key]
+		ser := Series{Group: map[Dimension]string{}}
+		for i, d := range req.GroupBy {
+			ser.Group[d] = g.dims[i]
+		}
+		for _, b := range bks {
+			a := g.at[b.Unix()]
+			pt := Point{Time: b, Values: make(map[Metric]float64, len(req.Metrics))}
+			for _, m := range req.Metrics {
+				pt.Values[m] = a.Value(m)
+			}
+			ser.Points = append(ser.Points, pt)
+		}
+		res.Series = append(res.Series, ser)
+	}
+	return res, nil
+}
+
+func joinMetrics(ms []Metric) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = string(m)
+	}
+	return strings.Join(parts, ", ")
+}
