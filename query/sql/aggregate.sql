@@ -8,18 +8,18 @@ SELECT
 {{- range .Dims}},
     {{.Expr}} AS {{.Alias}}
 {{- end}},
-    {{.Agg.Requests}} AS requests,
-    {{.Agg.Errors4xx}} AS errors_4xx,
-    {{.Agg.Errors5xx}} AS errors_5xx,
-    {{.Agg.TimeSum}} AS time_sum_us,
-    {{.Agg.TimeMax}} AS time_max_us,
-    {{.Agg.RequestBytes}} AS request_bytes,
-    {{.Agg.ResponseBytes}} AS response_bytes
+    {{.Agg.Requests}} AS agg_requests,
+    {{.Agg.Errors4xx}} AS agg_4xx,
+    {{.Agg.Errors5xx}} AS agg_5xx,
+    {{.Agg.TimeSum}} AS agg_time_sum,
+    {{.Agg.TimeMax}} AS agg_time_max,
+    {{.Agg.RequestBytes}} AS agg_request_bytes,
+    {{.Agg.ResponseBytes}} AS agg_response_bytes
 {{- if .Latency}},
-    {{.Agg.Latency}} AS latency_us
+    {{.Agg.Latency}} AS agg_latency
 {{- end}}
 {{- if .Users}},
-    {{.Agg.Users}} AS users
+    {{.Agg.Users}} AS agg_users
 {{- end}}
 FROM {{.Table}}
 WHERE {{.TimeCol}} >= {start:DateTime64(3, 'UTC')} AND {{.TimeCol}} < {end:DateTime64(3, 'UTC')}

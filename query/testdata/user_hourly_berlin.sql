@@ -2,13 +2,13 @@
 -- params: start end tz tenant user
 SELECT
     toUnixTimestamp(toStartOfDay(bucket, {tz:String})) AS bucket_start,
-    sum(requests) AS requests,
-    sum(errors_4xx) AS errors_4xx,
-    sum(errors_5xx) AS errors_5xx,
-    sum(response_time_sum_us) AS time_sum_us,
-    max(response_time_max_us) AS time_max_us,
-    sum(request_bytes) AS request_bytes,
-    sum(response_bytes) AS response_bytes
+    sum(requests) AS agg_requests,
+    sum(errors_4xx) AS agg_4xx,
+    sum(errors_5xx) AS agg_5xx,
+    sum(response_time_sum_us) AS agg_time_sum,
+    max(response_time_max_us) AS agg_time_max,
+    sum(request_bytes) AS agg_request_bytes,
+    sum(response_bytes) AS agg_response_bytes
 FROM usage_hourly
 WHERE bucket >= {start:DateTime64(3, 'UTC')} AND bucket < {end:DateTime64(3, 'UTC')}
   AND tenant_id = {tenant:String}
