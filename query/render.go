@@ -58,8 +58,10 @@ var aliases = map[Dimension]string{
 }
 
 // newPlan chooses the source for n and prepares the query.
-func newPlan(n need) (*plan, error) {
-	src := choose(n)
+func newPlan(n need) (*plan, error) { return planFrom(choose(n), n) }
+
+// planFrom prepares the query of n on the given source.
+func planFrom(src source, n need) (*plan, error) {
 	p := &plan{
 		src: src, grain: n.grain, rng: n.rng,
 		Bucket: src.bucketExpr(n.grain), Agg: src.aggregates(), Table: src.table, TimeCol: src.timeCol,

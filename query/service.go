@@ -52,6 +52,9 @@ type Service struct {
 	db     DB
 	limits Limits
 	now    func() time.Time
+	// exportBlockRows, when set, makes the engine cut exports into
+	// blocks of this many rows (tests use it to see many chunks).
+	exportBlockRows int
 }
 
 // New builds a Service.

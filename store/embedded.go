@@ -172,6 +172,56 @@ func (e *Embedded) Query(ctx context.Context, query string, params ...Param) (Ro
 	return r, nil
 }
 
+// Chunks streams a result in a ClickHouse output format, chunk by chunk;
+// each chunk is complete in itself (for formats with a header or a
+// schema, each carries its own).
+type Chunks interface {
+	// Next returns the next chunk, or nil at the end.
+	Next() ([]byte, error)
+	Close() error
+}
+
+// QueryFormat runs a statement and streams its output in format (CSV,
+// JSONEachRow, ArrowStream…) as the engine writes it. The connection stays
+// with the chunks until they are closed; ctx is checked between chunks.
+func (e *Embedded) QueryFormat(ctx context.Context, query, format string, params ...Param) (Chunks, error) {
+	c, err := e.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.StreamQuery([]byte(query), format, chdbParams(params))
+	if err != nil {
+		e.release(c)
+		return nil, engineError(err)
+	}
+	return &formatChunks{ctx: ctx, stream: s, release: func() { e.release(c) }}, nil
+}
+
+type formatChunks struct {
+	ctx     context.Context
+	stream  *chdb.Stream
+	release func()
+	closed  bool
+}
+
+func (f *formatChunks) Next() ([]byte, error) {
+	if err := f.ctx.Err(); err != nil {
+		return nil, err
+	}
+	b, err := f.stream.Next()
+	return b, engineError(err)
+}
+
+func (f *formatChunks) Close() error {
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	f.stream.Close()
+	f.release()
+	return nil
+}
+
 // Insert implements Driver: the block goes to the engine as one INSERT in
 // the Native format.
 func (e *Embedded) Insert(ctx context.Context, table string, b *Block, opts InsertOptions) error {

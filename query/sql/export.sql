@@ -1,0 +1,26 @@
+{{- /*
+An export of one dataset (export.go lists the fields and their
+expressions per format). Rows come in the table's own sort order, so the
+engine reads in order instead of sorting the whole result.
+*/ -}}
+SELECT
+{{- range $i, $f := .Fields}}{{if $i}},{{end}}
+    {{$f.Expr}} AS `{{$f.Name}}`
+{{- end}}
+FROM {{.Table}}{{if .Final}} FINAL{{end}}
+WHERE {{.TimeCol}} >= {start:DateTime64(3, 'UTC')} AND {{.TimeCol}} < {end:DateTime64(3, 'UTC')}
+{{- if .Tenant}}
+  AND tenant_id = {tenant:String}
+{{- end}}
+{{- if .User}}
+  AND user_id = {user:String}
+{{- end}}
+{{- range .Filters}}
+  AND {{.Expr}} IN {{"{"}}{{.Param}}:{{.Type}}{{"}"}}
+{{- end}}
+{{- if .OrderBy}}
+ORDER BY {{.OrderBy}}
+{{- end}}
+{{- if .Settings}}
+SETTINGS {{.Settings}}
+{{- end}}
