@@ -2,8 +2,8 @@ package api
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -37,7 +37,8 @@ type rejected struct {
 // checked with the ingester's decoder, the valid ones passed to sink (so
 // producers without a Kafka client can send records). It answers 202
 // with the number accepted and the records refused, with their reasons;
-// 400 when none is accepted.
+// 400 when none is accepted. auth is normally KeyAuth(keys, true): a
+// tenant admin's key sends records of its own tenant only.
 func (s *Server) MountEvents(sink EventSink, policy ingest.Policy, auth echo.MiddlewareFunc) {
 	dec := ingest.NewDecoder(policy)
 	s.echo.POST("/api/api-usage/events", func(c echo.Context) error {
@@ -60,6 +61,11 @@ func (s *Server) MountEvents(sink EventSink, policy ingest.Policy, auth echo.Mid
 			src := ingest.Source{Topic: "http", Partition: -1, Offset: int64(i), TimestampMs: now}
 			if rej := dec.Decode(item, src, &r); rej != nil {
 				refused = append(refused, rejected{Index: i, Reason: string(rej.Reason), Field: rej.Field, Message: rej.Detail})
+				continue
+			}
+			if p, ok := principal(c); ok && !p.Global() && r.TenantID != p.Tenant {
+				refused = append(refused, rejected{Index: i, Reason: "forbidden_tenant", Field: "tenantId",
+					Message: fmt.Sprintf("this key sends records of tenant %q only", p.Tenant)})
 				continue
 			}
 			valid = append(valid, item)
@@ -101,27 +107,6 @@ func splitRecords(body []byte) ([][]byte, error) {
 		out[i] = r
 	}
 	return out, nil
-}
-
-// AdminKeyAuth accepts requests bearing the bootstrap admin key
-// (APIMETER_ADMIN_KEY), compared in constant time, and marks them as the
-// admin of every tenant. With no key configured every request is refused.
-func AdminKeyAuth(key string) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			given, ok := bearer(c.Request())
-			if !ok {
-				return Errorf(http.StatusUnauthorized, "unauthenticated", "send an API key: Authorization: Bearer <key>")
-			}
-			if key == "" || subtle.ConstantTimeCompare([]byte(given), []byte(key)) != 1 {
-				return Errorf(http.StatusUnauthorized, "unauthenticated", "the API key is not valid")
-			}
-			c.Set("tenantId", "*")
-			c.Set("userId", "admin")
-			c.Set("role", "admin")
-			return next(c)
-		}
-	}
 }
 
 func bearer(r *http.Request) (string, bool) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/ingest"
 )
 
@@ -39,8 +41,11 @@ func postEvents(s *Server, body, key string) (*httptest.ResponseRecorder, map[st
 func TestEventsForwardsValidRecords(t *testing.T) {
 	srv := newTestServer(nil)
 	sk := &sink{}
-	const key = "0123456789abcdef-admin"
-	srv.MountEvents(sk, ingest.Policy{}, AdminKeyAuth(key))
+	const key = "am_global-admin"
+	keys := fakeKeys{key: {KeyID: "k1", Tenant: auth.AllTenants, User: "admin", Role: auth.RoleAdmin},
+		"am_acme-admin": {KeyID: "k2", Tenant: "acme", User: "boss", Role: auth.RoleAdmin},
+		"am_acme-user":  {KeyID: "k3", Tenant: "acme", User: "u", Role: auth.RoleUser}}
+	srv.MountEvents(sk, ingest.Policy{}, KeyAuth(keys, true))
 	good := `{"id":"a","userId":"u","endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":3}`
 
 	rec, _ := postEvents(srv, good, "")
@@ -76,4 +81,25 @@ func TestEventsForwardsValidRecords(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, rec.Code)
 	rec, _ = postEvents(srv, strings.Repeat(" ", maxEventsBody+1), key)
 	require.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
+
+	// A tenant admin sends its own tenant's records only; user keys none.
+	sk.got = nil
+	acme := `{"id":"b","tenantId":"acme","userId":"u","endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":3}`
+	rec, body = postEvents(srv, `[`+acme+`,`+good+`]`, "am_acme-admin")
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	require.Equal(t, 1.0, body["accepted"])
+	require.Equal(t, "forbidden_tenant", body["rejected"].([]any)[0].(map[string]any)["reason"])
+	require.Equal(t, []string{acme}, sk.got)
+	rec, _ = postEvents(srv, acme, "am_acme-user")
+	require.Equal(t, http.StatusForbidden, rec.Code)
+}
+
+// fakeKeys authenticates a fixed set of keys.
+type fakeKeys map[string]auth.Principal
+
+func (f fakeKeys) Authenticate(_ context.Context, key string) (auth.Principal, error) {
+	if p, ok := f[key]; ok {
+		return p, nil
+	}
+	return auth.Principal{}, auth.ErrUnknownKey
 }

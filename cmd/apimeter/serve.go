@@ -14,9 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apimeter/apimeter/api"
+	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/config"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/ingest/producer"
+	"github.com/apimeter/apimeter/query"
 	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
 )
@@ -97,12 +99,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		brokers = []string{br.Addr()}
 		log.Info("embedded kafka broker listening", "addr", br.Addr())
 	}
+	var ingestStats api.IngestStats
 	if roles["ingest"] {
 		in, err := ingest.New(ingestConfig(cfg, brokers), db, log, reg)
 		if err != nil {
 			return err
 		}
 		defer in.Close()
+		ingestStats = in
 		checks["kafka"] = in.Ready
 		ictx, stop := context.WithCancel(context.Background())
 		g.Add(func() error { return in.Run(ictx) }, func(error) { stop() })
@@ -127,7 +131,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Skipper:  func(c echo.Context) bool { return c.Path() == "" }, // requests matching no route
 		Metadata: func(echo.Context) map[string]string { return map[string]string{"service": "apimeter"} },
 	}))
-	srv.MountEvents(prod, ingest.Policy{Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour}, api.AdminKeyAuth(cfg.AdminKey))
+	keys := auth.NewStore(db, cfg.AdminKey)
+	srv.MountEvents(prod, ingest.Policy{Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour}, api.KeyAuth(keys, true))
+	srv.MountAnalytics(&api.Analytics{
+		Query: query.New(db, query.Limits{}), Keys: keys, Ingest: ingestStats,
+		Thresholds: query.Thresholds{Degraded: cfg.HealthDegradedThreshold, Unhealthy: cfg.HealthUnhealthyThreshold, Slow: cfg.SlowResponseThreshold},
+	})
 	if err := srv.Listen(); err != nil {
 		return err
 	}

@@ -1,0 +1,742 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/apimeter/apimeter/auth"
+	"github.com/apimeter/apimeter/ingest"
+	"github.com/apimeter/apimeter/query"
+)
+
+// BasePath is where the analytics API lives.
+const BasePath = "/api/api-usage"
+
+// IngestStats reports the ingester's state (an *ingest.Ingester).
+type IngestStats interface {
+	Stats() ingest.Stats
+}
+
+// Analytics serves the analytics routes.
+type Analytics struct {
+	Query *query.Service
+	Keys  *auth.Store
+	// Ingest is the ingester of this process, nil when it runs elsewhere.
+	Ingest     IngestStats
+	Thresholds query.Thresholds
+	// ExportMaxRows refuses larger exports (0: 10,000,000).
+	ExportMaxRows uint64
+	// Plans are the rate-limit and quota plans; DefaultPlan applies to
+	// users without an account.
+	Plans       map[string]Plan
+	DefaultPlan string
+	Now         func() time.Time
+	log         *slog.Logger
+}
+
+func (a *Analytics) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// MountAnalytics adds the analytics routes.
+func (s *Server) MountAnalytics(a *Analytics) {
+	a.log = s.log
+	if a.ExportMaxRows == 0 {
+		a.ExportMaxRows = 10_000_000
+	}
+	if a.Plans == nil {
+		a.Plans = DefaultPlans
+	}
+	if a.DefaultPlan == "" {
+		a.DefaultPlan = "free"
+	}
+	user, admin := KeyAuth(a.Keys, false), KeyAuth(a.Keys, true)
+	g := s.echo.Group(BasePath)
+	g.GET("/stats", a.stats, user)
+	g.POST("/time-series", a.timeSeries, user)
+	g.GET("/rate-limit", a.rateLimit, user)
+	g.GET("/quota", a.quota, user)
+	g.POST("/export", a.export, user)
+	g.GET("/endpoints/:endpoint/analytics", a.endpointAnalytics, user)
+	g.GET("/top-users", a.topUsers, admin)
+	g.GET("/system-metrics", a.systemMetrics, admin)
+	g.GET("/health", a.health, OptionalKeyAuth(a.Keys))
+	g.POST("/admin/keys", a.createKey, admin)
+	g.GET("/admin/keys", a.listKeys, admin)
+	g.DELETE("/admin/keys/:keyId", a.revokeKey, admin)
+	g.GET("/openapi.json", serveOpenAPI)
+}
+
+// Totals is an aggregate as the API shows it.
+type Totals struct {
+	Requests            uint64   `json:"requests"`
+	Errors              uint64   `json:"errors"`
+	ClientErrors        uint64   `json:"clientErrors"`
+	ErrorRate           float64  `json:"errorRate"`
+	ClientErrorRate     float64  `json:"clientErrorRate"`
+	AverageResponseTime float64  `json:"averageResponseTime"`
+	P50ResponseTime     *float64 `json:"p50ResponseTime,omitempty"`
+	P90ResponseTime     *float64 `json:"p90ResponseTime,omitempty"`
+	P95ResponseTime     *float64 `json:"p95ResponseTime,omitempty"`
+	P99ResponseTime     *float64 `json:"p99ResponseTime,omitempty"`
+	MaxResponseTime     float64  `json:"maxResponseTime"`
+	RequestBytes        uint64   `json:"requestBytes"`
+	ResponseBytes       uint64   `json:"responseBytes"`
+	UniqueUsers         *uint64  `json:"uniqueUsers,omitempty"`
+}
+
+func totalsOf(a query.Aggregate, users bool) Totals {
+	t := Totals{
+		Requests: a.Requests, Errors: a.Errors5xx, ClientErrors: a.Errors4xx,
+		ErrorRate: a.Value(query.ErrorRate), ClientErrorRate: a.Value(query.ClientErrorRate),
+		AverageResponseTime: a.Value(query.AvgResponseTime), MaxResponseTime: a.Value(query.MaxResponseTime),
+		RequestBytes: a.RequestBytes, ResponseBytes: a.ResponseBytes,
+	}
+	if a.Latency != nil {
+		v := func(m query.Metric) *float64 { x := a.Value(m); return &x }
+		t.P50ResponseTime, t.P90ResponseTime = v(query.P50ResponseTime), v(query.P90ResponseTime)
+		t.P95ResponseTime, t.P99ResponseTime = v(query.P95ResponseTime), v(query.P99ResponseTime)
+	}
+	if users {
+		n := a.Users
+		t.UniqueUsers = &n
+	}
+	return t
+}
+
+// RangeJSON echoes the range a response covers.
+type RangeJSON struct {
+	Start    time.Time `json:"startDate"`
+	End      time.Time `json:"endDate"`
+	Timezone string    `json:"timezone"`
+}
+
+func rangeJSON(r query.Range) RangeJSON {
+	return RangeJSON{Start: r.Start.UTC(), End: r.End.UTC(), Timezone: r.Loc.String()}
+}
+
+// ScopeJSON echoes whose data a response covers ("" for all).
+type ScopeJSON struct {
+	Tenant string `json:"tenantId,omitempty"`
+	User   string `json:"userId,omitempty"`
+}
+
+// getRequest is what the GET analytics routes share: the scope, the range
+// and the filters from the query string.
+type getRequest struct {
+	q       url.Values
+	p       auth.Principal
+	scope   query.Scope
+	rng     query.Range
+	filters query.Filters
+}
+
+func (a *Analytics) readGet(c echo.Context) (*getRequest, error) {
+	q, err := queryParams(c)
+	if err != nil {
+		return nil, err
+	}
+	r := &getRequest{q: q}
+	r.p, _ = principal(c)
+	if r.scope, err = requestScope(c, q); err != nil {
+		return nil, err
+	}
+	var d dates
+	for name, dst := range map[string]*string{"startDate": &d.Start, "endDate": &d.End, "timezone": &d.Zone} {
+		if *dst, err = single(q, name); err != nil {
+			return nil, err
+		}
+	}
+	if r.rng, err = rangeOf(d, a.now()); err != nil {
+		return nil, err
+	}
+	if r.filters, err = filtersOf(q); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// StatsResponse is GET /stats.
+type StatsResponse struct {
+	Scope           ScopeJSON         `json:"scope"`
+	Range           RangeJSON         `json:"range"`
+	Totals          Totals            `json:"totals"`
+	UniqueEndpoints int               `json:"uniqueEndpoints"`
+	StatusClasses   map[string]uint64 `json:"statusClasses"`
+	TopEndpoints    []EndpointTotals  `json:"topEndpoints"`
+	Series          *SeriesJSON       `json:"series,omitempty"`
+}
+
+// EndpointTotals is one endpoint and method's totals.
+type EndpointTotals struct {
+	Endpoint string `json:"endpoint"`
+	Method   string `json:"method"`
+	Totals
+}
+
+func (a *Analytics) stats(c echo.Context) error {
+	r, err := a.readGet(c)
+	if err != nil {
+		return err
+	}
+	groupBy, err := single(r.q, "groupBy")
+	if err != nil {
+		return err
+	}
+	if groupBy != "" && groupBy != "hour" && groupBy != "day" && groupBy != "week" && groupBy != "month" {
+		return BadRequest("groupBy %q: want hour, day, week or month", groupBy)
+	}
+	limit, err := intParam(r.q, "limit", 10, 1, 100)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	admin := r.p.Admin() && r.scope.User == ""
+	total, err := a.Query.Total(ctx, r.scope, r.rng, r.filters, admin)
+	if err != nil {
+		return queryError(err)
+	}
+	res := StatsResponse{
+		Scope: ScopeJSON{r.scope.Tenant, r.scope.User}, Range: rangeJSON(r.rng), Totals: totalsOf(total, admin),
+		StatusClasses: map[string]uint64{"2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0}, TopEndpoints: []EndpointTotals{},
+	}
+	classes, err := a.Query.Breakdown(ctx, r.scope, r.rng, r.filters, []query.Dimension{query.DimStatusClass}, false, 0)
+	if err != nil {
+		return queryError(err)
+	}
+	for _, b := range classes {
+		res.StatusClasses[b.Key[0]] = b.Requests // "2xx"…
+	}
+	endpoints, err := a.Query.Breakdown(ctx, r.scope, r.rng, r.filters, []query.Dimension{query.DimEndpoint, query.DimMethod}, false, 0)
+	if err != nil {
+		return queryError(err)
+	}
+	distinct := map[string]bool{}
+	for i, b := range endpoints {
+		distinct[b.Key[0]] = true
+		if i < limit {
+			res.TopEndpoints = append(res.TopEndpoints, EndpointTotals{Endpoint: b.Key[0], Method: b.Key[1], Totals: totalsOf(b.Aggregate, false)})
+		}
+	}
+	res.UniqueEndpoints = len(distinct)
+	if groupBy != "" {
+		s, err := a.Query.Series(ctx, query.SeriesRequest{Scope: r.scope, Range: r.rng, Granularity: query.Granularity(groupBy),
+			Metrics: []query.Metric{query.Requests, query.Errors, query.ClientErrors, query.ErrorRate, query.AvgResponseTime}, Filters: r.filters})
+		if err != nil {
+			return queryError(err)
+		}
+		res.Series = seriesJSON(s, query.Granularity(groupBy), r.rng)
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// SeriesJSON is a time series answer.
+type SeriesJSON struct {
+	Granularity string       `json:"granularity"`
+	Timezone    string       `json:"timezone"`
+	Source      string       `json:"source"`
+	Series      []SeriesItem `json:"series"`
+}
+
+// SeriesItem is one group's points; each point has "time" and one field
+// per metric.
+type SeriesItem struct {
+	Group  map[string]string `json:"group"`
+	Points []map[string]any  `json:"points"`
+}
+
+func seriesJSON(s *query.SeriesResult, g query.Granularity, r query.Range) *SeriesJSON {
+	out := &SeriesJSON{Granularity: string(g), Timezone: r.Loc.String(), Source: s.Source, Series: []SeriesItem{}}
+	for _, ser := range s.Series {
+		item := SeriesItem{Group: map[string]string{}, Points: make([]map[string]any, 0, len(ser.Points))}
+		for d, v := range ser.Group {
+			item.Group[string(d)] = v
+		}
+		for _, p := range ser.Points {
+			pt := make(map[string]any, len(p.Values)+1)
+			pt["time"] = p.Time.In(r.Loc).Format(time.RFC3339)
+			for m, v := range p.Values {
+				pt[string(m)] = v
+			}
+			item.Points = append(item.Points, pt)
+		}
+		out.Series = append(out.Series, item)
+	}
+	return out
+}
+
+// stringList accepts a JSON string or an array of strings.
+type stringList []string
+
+func (l *stringList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*l = stringList{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return &json.UnmarshalTypeError{Value: "another type", Type: reflect.TypeFor[stringList]()}
+	}
+	*l = many
+	return nil
+}
+
+// FiltersJSON are the filters of a request body.
+type FiltersJSON struct {
+	Endpoint    stringList `json:"endpoint,omitempty"`
+	Method      stringList `json:"method,omitempty"`
+	StatusCode  []int      `json:"statusCode,omitempty"`
+	StatusClass []int      `json:"statusClass,omitempty"`
+	UserID      stringList `json:"userId,omitempty"`
+}
+
+func (f FiltersJSON) filters() (query.Filters, error) {
+	out := query.Filters{Endpoint: f.Endpoint, Method: f.Method, StatusCode: f.StatusCode, StatusClass: f.StatusClass, User: f.UserID}
+	return out, checkFilters(out)
+}
+
+// bodyRequest is what the POST routes share.
+type bodyRequest struct {
+	StartDate string      `json:"startDate"`
+	EndDate   string      `json:"endDate"`
+	Timezone  string      `json:"timezone"`
+	TenantID  string      `json:"tenantId"`
+	UserID    string      `json:"userId"`
+	Filters   FiltersJSON `json:"filters"`
+}
+
+func (a *Analytics) readBody(c echo.Context, b *bodyRequest) (auth.Principal, query.Scope, query.Range, query.Filters, error) {
+	p, _ := principal(c)
+	var f query.Filters
+	sc, err := scopeOf(p, b.TenantID, b.UserID)
+	if err != nil {
+		return p, sc, query.Range{}, f, err
+	}
+	rng, err := rangeOf(dates{b.StartDate, b.EndDate, b.Timezone}, a.now())
+	if err != nil {
+		return p, sc, rng, f, err
+	}
+	f, err = b.Filters.filters()
+	return p, sc, rng, f, err
+}
+
+// SeriesBody is POST /time-series.
+type SeriesBody struct {
+	bodyRequest
+	Granularity string     `json:"granularity"`
+	Metrics     stringList `json:"metrics"`
+	GroupBy     stringList `json:"groupBy"`
+}
+
+func (a *Analytics) timeSeries(c echo.Context) error {
+	var b SeriesBody
+	if err := decodeBody(c, &b); err != nil {
+		return err
+	}
+	p, sc, rng, f, err := a.readBody(c, &b.bodyRequest)
+	if err != nil {
+		return err
+	}
+	if b.Granularity == "" {
+		b.Granularity = "day"
+	}
+	req := query.SeriesRequest{Scope: sc, Range: rng, Granularity: query.Granularity(b.Granularity), Filters: f}
+	for _, m := range b.Metrics {
+		req.Metrics = append(req.Metrics, query.Metric(m))
+	}
+	for _, d := range b.GroupBy {
+		req.GroupBy = append(req.GroupBy, query.Dimension(d))
+	}
+	if err := checkUserAccess(p, f, req.GroupBy); err != nil {
+		return err
+	}
+	res, err := a.Query.Series(c.Request().Context(), req)
+	if err != nil {
+		return queryError(err)
+	}
+	return c.JSON(http.StatusOK, seriesJSON(res, req.Granularity, rng))
+}
+
+// EndpointResponse is GET /endpoints/:endpoint/analytics.
+type EndpointResponse struct {
+	Endpoint    string            `json:"endpoint"`
+	Scope       ScopeJSON         `json:"scope"`
+	Range       RangeJSON         `json:"range"`
+	Totals      Totals            `json:"totals"`
+	StatusCodes map[string]uint64 `json:"statusCodes"`
+	Methods     map[string]uint64 `json:"methods"`
+	Series      *SeriesJSON       `json:"series"`
+}
+
+func (a *Analytics) endpointAnalytics(c echo.Context) error {
+	endpoint, err := url.PathUnescape(c.Param("endpoint"))
+	if err != nil || endpoint == "" || len(endpoint) > 1024 {
+		return BadRequest("the endpoint in the path must be URL-encoded, e.g. %s", url.PathEscape("/api/users/:id"))
+	}
+	r, err := a.readGet(c)
+	if err != nil {
+		return err
+	}
+	if len(r.filters.Endpoint) > 0 {
+		return BadRequest("the endpoint is in the path: drop the endpoint parameter")
+	}
+	r.filters.Endpoint = []string{endpoint}
+	g, err := single(r.q, "granularity")
+	if err != nil {
+		return err
+	}
+	if g == "" {
+		g = "day"
+		if r.rng.End.Sub(r.rng.Start) <= 7*24*time.Hour {
+			g = "hour"
+		}
+	}
+	ctx := c.Request().Context()
+	total, err := a.Query.Total(ctx, r.scope, r.rng, r.filters, false)
+	if err != nil {
+		return queryError(err)
+	}
+	res := EndpointResponse{Endpoint: endpoint, Scope: ScopeJSON{r.scope.Tenant, r.scope.User}, Range: rangeJSON(r.rng),
+		Totals: totalsOf(total, false), StatusCodes: map[string]uint64{}, Methods: map[string]uint64{}}
+	for dim, dst := range map[query.Dimension]map[string]uint64{query.DimStatusCode: res.StatusCodes, query.DimMethod: res.Methods} {
+		rows, err := a.Query.Breakdown(ctx, r.scope, r.rng, r.filters, []query.Dimension{dim}, false, 0)
+		if err != nil {
+			return queryError(err)
+		}
+		for _, b := range rows {
+			dst[b.Key[0]] = b.Requests
+		}
+	}
+	s, err := a.Query.Series(ctx, query.SeriesRequest{Scope: r.scope, Range: r.rng, Granularity: query.Granularity(g),
+		Metrics: []query.Metric{query.Requests, query.Errors, query.ErrorRate, query.AvgResponseTime, query.P95ResponseTime}, Filters: r.filters})
+	if err != nil {
+		return queryError(err)
+	}
+	res.Series = seriesJSON(s, query.Granularity(g), r.rng)
+	return c.JSON(http.StatusOK, res)
+}
+
+// TopUsersResponse is GET /top-users.
+type TopUsersResponse struct {
+	Range  RangeJSON  `json:"range"`
+	SortBy string     `json:"sortBy"`
+	Users  []UserJSON `json:"users"`
+}
+
+// UserJSON is one ranked user.
+type UserJSON struct {
+	Rank   int    `json:"rank"`
+	Tenant string `json:"tenantId"`
+	User   string `json:"userId"`
+	Totals
+}
+
+func (a *Analytics) topUsers(c echo.Context) error {
+	r, err := a.readGet(c)
+	if err != nil {
+		return err
+	}
+	if r.scope.User != "" {
+		return BadRequest("top-users ranks users: drop userId")
+	}
+	sortBy, err := single(r.q, "sortBy")
+	if err != nil {
+		return err
+	}
+	if sortBy == "" {
+		sortBy = string(query.RankRequests)
+	}
+	limit, err := intParam(r.q, "limit", 10, 1, 1000)
+	if err != nil {
+		return err
+	}
+	rows, err := a.Query.TopUsers(c.Request().Context(), r.scope, r.rng, r.filters, query.RankBy(sortBy), limit)
+	if err != nil {
+		return queryError(err)
+	}
+	res := TopUsersResponse{Range: rangeJSON(r.rng), SortBy: sortBy, Users: []UserJSON{}}
+	for i, u := range rows {
+		res.Users = append(res.Users, UserJSON{Rank: i + 1, Tenant: u.Tenant, User: u.User, Totals: totalsOf(u.Aggregate, false)})
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// HealthResponse is GET /health, in the seed's shape.
+type HealthResponse struct {
+	Status  string        `json:"status"`
+	Metrics HealthMetrics `json:"metrics"`
+	Issues  []query.Issue `json:"issues"`
+	Checked time.Time     `json:"checkedAt"`
+	Window  RangeJSON     `json:"window"`
+}
+
+// HealthMetrics are the figures health is judged on.
+type HealthMetrics struct {
+	RequestsPerMinute   float64 `json:"requestsPerMinute"`
+	ErrorRate           float64 `json:"errorRate"`
+	AverageResponseTime float64 `json:"averageResponseTime"`
+	ActiveEndpoints     int     `json:"activeEndpoints"`
+}
+
+// health answers anonymous callers with the global state and no endpoint
+// names; a key narrows it to what the key may read (a user key its own
+// traffic, a tenant admin its tenant) and shows endpoints.
+func (a *Analytics) health(c echo.Context) error {
+	_, authed := principal(c)
+	var sc query.Scope
+	if authed {
+		q, err := queryParams(c)
+		if err != nil {
+			return err
+		}
+		if sc, err = requestScope(c, q); err != nil {
+			return err
+		}
+	}
+	rep, err := a.Query.Health(c.Request().Context(), sc, a.Thresholds)
+	if err != nil {
+		return err
+	}
+	issues := rep.Issues
+	if !authed {
+		issues = []query.Issue{}
+		for _, is := range rep.Issues {
+			if is.Scope == "global" {
+				issues = append(issues, is)
+			}
+		}
+	}
+	return c.JSON(http.StatusOK, HealthResponse{
+		Status: rep.Status, Issues: issues, Checked: rep.CheckedAt.UTC().Truncate(time.Second), Window: rangeJSON(rep.Window),
+		Metrics: HealthMetrics{RequestsPerMinute: rep.RequestsPerMin, ErrorRate: rep.ErrorRate,
+			AverageResponseTime: rep.AvgResponseTime, ActiveEndpoints: rep.ActiveEndpoints},
+	})
+}
+
+// SystemMetrics is GET /system-metrics.
+type SystemMetrics struct {
+	Scope       ScopeJSON          `json:"scope"`
+	Traffic     map[string]Totals  `json:"traffic"`
+	ActiveUsers map[string]uint64  `json:"activeUsers"`
+	Endpoints   map[string]int     `json:"activeEndpoints"`
+	Ingest      *ingest.Stats      `json:"ingest,omitempty"`
+	DeadLetters *DeadLetters       `json:"deadLetters,omitempty"`
+	Storage     []query.Storage    `json:"storage,omitempty"`
+	CheckedAt   time.Time          `json:"checkedAt"`
+}
+
+// DeadLetters counts rejected records.
+type DeadLetters struct {
+	Last24Hours uint64            `json:"last24Hours"`
+	ByReason    map[string]uint64 `json:"byReason"`
+}
+
+// systemMetrics reports traffic for the admin's scope; a global admin
+// also sees the ingester, the dead letters and the storage.
+func (a *Analytics) systemMetrics(c echo.Context) error {
+	q, err := queryParams(c)
+	if err != nil {
+		return err
+	}
+	sc, err := requestScope(c, q)
+	if err != nil {
+		return err
+	}
+	p, _ := principal(c)
+	ctx := c.Request().Context()
+	now := a.now().UTC()
+	res := SystemMetrics{Scope: ScopeJSON{sc.Tenant, sc.User}, Traffic: map[string]Totals{}, ActiveUsers: map[string]uint64{},
+		Endpoints: map[string]int{}, CheckedAt: now.Truncate(time.Second)}
+	for name, window := range map[string]time.Duration{"lastHour": time.Hour, "last24Hours": 24 * time.Hour} {
+		rng := query.Range{Start: now.Add(-window).Truncate(time.Minute), End: now.Truncate(time.Minute).Add(time.Minute), Loc: time.UTC}
+		total, err := a.Query.Total(ctx, sc, rng, query.Filters{}, true)
+		if err != nil {
+			return queryError(err)
+		}
+		res.Traffic[name] = totalsOf(total, false)
+		res.ActiveUsers[name] = total.Users
+		eps, err := a.Query.Breakdown(ctx, sc, rng, query.Filters{}, []query.Dimension{query.DimEndpoint}, false, 0)
+		if err != nil {
+			return queryError(err)
+		}
+		res.Endpoints[name] = len(eps)
+	}
+	if p.Global() && sc.Tenant == "" {
+		if a.Ingest != nil {
+			st := a.Ingest.Stats()
+			res.Ingest = &st
+		}
+		dl, err := a.Query.DeadLetters(ctx, query.Range{Start: now.Add(-24 * time.Hour), End: now.Add(time.Second), Loc: time.UTC})
+		if err != nil {
+			return err
+		}
+		res.DeadLetters = &DeadLetters{ByReason: dl}
+		for _, n := range dl {
+			res.DeadLetters.Last24Hours += n
+		}
+		if res.Storage, err = a.Query.Storage(ctx); err != nil {
+			return err
+		}
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// quotaTarget is whose limits /rate-limit and /quota report: the scope's
+// user, or the caller's own for an admin that names none.
+func quotaTarget(c echo.Context) (tenant, user string, err error) {
+	q, err := queryParams(c)
+	if err != nil {
+		return "", "", err
+	}
+	sc, err := requestScope(c, q)
+	if err != nil {
+		return "", "", err
+	}
+	p, _ := principal(c)
+	tenant, user = sc.Tenant, sc.User
+	if user == "" {
+		user = p.User
+	}
+	if tenant == "" {
+		tenant = p.Tenant
+	}
+	if tenant == auth.AllTenants {
+		return "", "", BadRequest("name the tenant: tenantId")
+	}
+	return tenant, user, nil
+}
+
+func (a *Analytics) plan(ctx context.Context, tenant, user string) (string, Plan, query.Account, error) {
+	acct, err := a.Query.Account(ctx, tenant, user)
+	if err != nil {
+		return "", Plan{}, acct, err
+	}
+	name := strings.ToLower(acct.Plan)
+	pl, ok := a.Plans[name]
+	if !ok {
+		name, pl = a.DefaultPlan, a.Plans[a.DefaultPlan]
+	}
+	return name, pl, acct, nil
+}
+
+// Limit is one limit's state.
+type Limit struct {
+	Name          string     `json:"name"`
+	Limit         *uint64    `json:"limit"` // null when unlimited
+	Used          uint64     `json:"used"`
+	Remaining     *uint64    `json:"remaining"`
+	PercentUsed   float64    `json:"percentUsed"`
+	Window        string     `json:"window,omitempty"`
+	WindowSeconds int64      `json:"windowSeconds,omitempty"`
+	PeriodStart   *time.Time `json:"periodStart,omitempty"`
+	ResetAt       time.Time  `json:"resetAt"`
+	Unlimited     bool       `json:"unlimited"`
+}
+
+func limitOf(name string, max, used uint64, reset time.Time) Limit {
+	l := Limit{Name: name, Used: used, ResetAt: reset.UTC(), Unlimited: max == 0}
+	if max > 0 {
+		rem := uint64(0)
+		if used < max {
+			rem = max - used
+		}
+		l.Limit, l.Remaining = &max, &rem
+		l.PercentUsed = min(100, 100*float64(used)/float64(max))
+	}
+	return l
+}
+
+// RateLimitResponse is GET /rate-limit.
+type RateLimitResponse struct {
+	Tenant    string  `json:"tenantId"`
+	User      string  `json:"userId"`
+	Plan      string  `json:"plan"`
+	Hourly    Limit   `json:"hourly"`
+	Endpoints []Limit `json:"endpoints"`
+}
+
+// rateLimit reports the hourly limit: the requests of the current clock
+// hour against the plan's hourly allowance.
+func (a *Analytics) rateLimit(c echo.Context) error {
+	tenant, user, err := quotaTarget(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	name, pl, _, err := a.plan(ctx, tenant, user)
+	if err != nil {
+		return err
+	}
+	now := a.now().UTC()
+	start := now.Truncate(time.Hour)
+	used, err := a.Query.Total(ctx, query.Scope{Tenant: tenant, User: user}, query.Range{Start: start, End: start.Add(time.Hour), Loc: time.UTC}, query.Filters{}, false)
+	if err != nil {
+		return queryError(err)
+	}
+	h := limitOf("hourly", pl.Hourly, used.Requests, start.Add(time.Hour))
+	h.Window, h.WindowSeconds, h.PeriodStart = "1h", 3600, &start
+	return c.JSON(http.StatusOK, RateLimitResponse{Tenant: tenant, User: user, Plan: name, Hourly: h, Endpoints: []Limit{}})
+}
+
+// quota reports the monthly quota of the current billing period.
+func (a *Analytics) quota(c echo.Context) error {
+	tenant, user, err := quotaTarget(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	_, pl, acct, err := a.plan(ctx, tenant, user)
+	if err != nil {
+		return err
+	}
+	now := a.now().UTC()
+	start, reset := billingPeriod(now, acct.AnchorDay)
+	used, err := a.Query.Total(ctx, query.Scope{Tenant: tenant, User: user}, query.Range{Start: start, End: reset, Loc: time.UTC}, query.Filters{}, false)
+	if err != nil {
+		return queryError(err)
+	}
+	l := limitOf("monthly_requests", pl.Monthly, used.Requests, reset)
+	l.PeriodStart = &start
+	return c.JSON(http.StatusOK, []Limit{l})
+}
+
+// billingPeriod is the period holding now for a monthly cycle starting
+// on day anchor (a day past a month's end is its last day), in UTC.
+func billingPeriod(now time.Time, anchor int) (start, end time.Time) {
+	at := func(y int, m time.Month) time.Time {
+		last := time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+		return time.Date(y, m, min(anchor, last), 0, 0, 0, 0, time.UTC)
+	}
+	// time.Date normalizes month 0 and 13 to the neighbouring years.
+	y, m, _ := now.Date()
+	if start = at(y, m); start.After(now) {
+		start, m = at(y, m-1), m-1
+	}
+	return start, at(y, m+1)
+}
+
+// Plan is a plan's allowances; 0 means unlimited.
+type Plan struct {
+	Monthly uint64 `json:"monthlyRequests"`
+	Hourly  uint64 `json:"hourlyRequests"`
+}
+
+// DefaultPlans are the plans of PRODUCT.md.
+var DefaultPlans = map[string]Plan{
+	"free":       {Monthly: 1_000, Hourly: 100},
+	"starter":    {Monthly: 10_000, Hourly: 500},
+	"pro":        {Monthly: 100_000, Hourly: 2_000},
+	"enterprise": {},
+}

@@ -1,0 +1,140 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/apimeter/apimeter/auth"
+	"github.com/apimeter/apimeter/query"
+)
+
+// Authenticator resolves API keys (an *auth.Store).
+type Authenticator interface {
+	Authenticate(ctx context.Context, key string) (auth.Principal, error)
+}
+
+const principalKey = "apimeter.principal"
+
+// KeyAuth requires a valid API key (Authorization: Bearer <key>) and
+// puts its principal on the request; with admin set it also requires an
+// admin key. Keys never reach a log: only the key id does.
+func KeyAuth(keys Authenticator, admin bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p, err := authenticate(c, keys)
+			if err != nil {
+				return err
+			}
+			if admin && !p.Admin() {
+				return Errorf(http.StatusForbidden, "permission_denied", "this route needs an admin key")
+			}
+			c.Set(principalKey, p)
+			return next(c)
+		}
+	}
+}
+
+// OptionalKeyAuth puts the principal of a valid key on the request and
+// lets requests without an Authorization header through anonymously; a
+// key that is sent but invalid is still a 401.
+func OptionalKeyAuth(keys Authenticator) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if c.Request().Header.Get("Authorization") == "" {
+				return next(c)
+			}
+			p, err := authenticate(c, keys)
+			if err != nil {
+				return err
+			}
+			c.Set(principalKey, p)
+			return next(c)
+		}
+	}
+}
+
+func authenticate(c echo.Context, keys Authenticator) (auth.Principal, error) {
+	key, ok := bearer(c.Request())
+	if !ok {
+		return auth.Principal{}, Errorf(http.StatusUnauthorized, "unauthenticated", "send an API key: Authorization: Bearer <key>")
+	}
+	p, err := keys.Authenticate(c.Request().Context(), key)
+	switch {
+	case err == nil:
+		return p, nil
+	case errors.Is(err, auth.ErrUnknownKey), errors.Is(err, auth.ErrRevoked), errors.Is(err, auth.ErrExpired):
+		return auth.Principal{}, Errorf(http.StatusUnauthorized, "unauthenticated", "%v", err)
+	}
+	return auth.Principal{}, err
+}
+
+// principal is the caller, set by KeyAuth.
+func principal(c echo.Context) (auth.Principal, bool) {
+	p, ok := c.Get(principalKey).(auth.Principal)
+	return p, ok
+}
+
+func forbidden(format string, args ...any) *Error {
+	return Errorf(http.StatusForbidden, "permission_denied", format, args...)
+}
+
+// scopeOf is the data a request may read: a user key its own usage, a
+// tenant admin its tenant (narrowed by userId), a global admin every
+// tenant (narrowed by tenantId and userId). Asking for more is a 403.
+func scopeOf(p auth.Principal, tenant, user string) (query.Scope, error) {
+	for name, v := range map[string]string{"tenantId": tenant, "userId": user} {
+		if v != "" && !auth.ValidName(v) {
+			return query.Scope{}, BadRequest("%s %q: want 1 to 128 letters, digits or . _ : @ -", name, v)
+		}
+	}
+	switch {
+	case !p.Admin():
+		if tenant != "" && tenant != p.Tenant || user != "" && user != p.User {
+			return query.Scope{}, forbidden("a user key reads only its own usage")
+		}
+		return query.Scope{Tenant: p.Tenant, User: p.User}, nil
+	case p.Global():
+		return query.Scope{Tenant: tenant, User: user}, nil
+	default:
+		if tenant != "" && tenant != p.Tenant {
+			return query.Scope{}, forbidden("this key is an admin of tenant %q only", p.Tenant)
+		}
+		return query.Scope{Tenant: p.Tenant, User: user}, nil
+	}
+}
+
+// requestScope reads tenantId and userId from the query string.
+func requestScope(c echo.Context, q url.Values) (query.Scope, error) {
+	p, _ := principal(c)
+	tenant, err := single(q, "tenantId")
+	if err != nil {
+		return query.Scope{}, err
+	}
+	user, err := single(q, "userId")
+	if err != nil {
+		return query.Scope{}, err
+	}
+	return scopeOf(p, tenant, user)
+}
+
+// checkUserFilters refuses user filters and userId grouping to user keys
+// (beyond their own id).
+func checkUserAccess(p auth.Principal, f query.Filters, groupBy []query.Dimension) error {
+	if p.Admin() {
+		return nil
+	}
+	for _, u := range f.User {
+		if u != p.User {
+			return forbidden("a user key reads only its own usage")
+		}
+	}
+	if slices.Contains(groupBy, query.DimUser) {
+		return forbidden("grouping by userId needs an admin key")
+	}
+	return nil
+}

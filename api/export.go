@@ -1,0 +1,98 @@
+package api
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/labstack/echo/v4"
+
+	"github.com/apimeter/apimeter/query"
+)
+
+// ExportBody is POST /export.
+type ExportBody struct {
+	bodyRequest
+	Format  string     `json:"format"`
+	Dataset string     `json:"dataset"`
+	Fields  stringList `json:"fields"`
+}
+
+// export streams a dataset as a download. Everything that can be refused
+// (fields, range, the row cap) is checked before the first byte; a fault
+// after that cuts the connection, so a client never mistakes a truncated
+// file for a whole one.
+func (a *Analytics) export(c echo.Context) error {
+	var b ExportBody
+	if err := decodeBody(c, &b); err != nil {
+		return err
+	}
+	p, sc, rng, f, err := a.readBody(c, &b.bodyRequest)
+	if err != nil {
+		return err
+	}
+	if err := checkUserAccess(p, f, nil); err != nil {
+		return err
+	}
+	if b.Dataset == "" {
+		b.Dataset = string(query.DatasetEvents)
+	}
+	if b.Format == "" {
+		return BadRequest("format: want csv, json, ndjson or arrow")
+	}
+	ctx := c.Request().Context()
+	e, err := a.Query.PrepareExport(ctx, query.ExportRequest{Scope: sc, Range: rng, Dataset: query.Dataset(b.Dataset),
+		Fields: b.Fields, Filters: f, Format: query.Format(strings.ToLower(b.Format)), MaxRows: a.ExportMaxRows})
+	if err != nil {
+		return queryError(err)
+	}
+	format := query.Format(strings.ToLower(b.Format))
+	name := fmt.Sprintf("apimeter-%s-%s-%s.%s", b.Dataset, rng.Start.In(rng.Loc).Format("20060102T1504"),
+		rng.End.In(rng.Loc).Format("20060102T1504"), format.Extension())
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, format.ContentType())
+	h.Set(echo.HeaderContentDisposition, `attachment; filename="`+name+`"`)
+	h.Set("X-Export-Rows", strconv.FormatUint(e.Rows, 10))
+	h.Set("Cache-Control", "no-store")
+	h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
+	var w io.Writer = c.Response()
+	var gz *gzip.Writer
+	if acceptsGzip(c.Request().Header.Get(echo.HeaderAcceptEncoding)) {
+		h.Set(echo.HeaderContentEncoding, "gzip")
+		gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+		w = gz
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	c.Response().WriteHeader(http.StatusOK)
+	err = e.WriteTo(ctx, bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil && gz != nil {
+		err = gz.Close()
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Error("export stopped after the response began", "err", err)
+		}
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// acceptsGzip reads Accept-Encoding: gzip unless its q is 0.
+func acceptsGzip(h string) bool {
+	for part := range strings.SplitSeq(h, ",") {
+		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(enc), "gzip") {
+			continue
+		}
+		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+	}
+	return false
+}

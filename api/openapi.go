@@ -1,0 +1,300 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/apimeter/apimeter/auth"
+)
+
+// The OpenAPI 3 document is built from the handlers' own request and
+// response types, so it cannot drift from what they send; the routes and
+// their parameters are listed here, and a test checks them against the
+// router and real responses.
+
+type apiRoute struct {
+	method, path, summary string
+	who                   string // "user", "admin", "public"
+	params                []apiParam
+	body                  any // request body type, nil for none
+	resp                  any // 200/201 response type
+	status                int
+	download              bool // a streamed file
+}
+
+type apiParam struct {
+	name, in, desc, typ string
+	required            bool
+	enum                []string
+}
+
+var (
+	pRange = []apiParam{
+		{name: "startDate", in: "query", typ: "string", desc: "RFC 3339, or YYYY-MM-DD in timezone; default 30 days before endDate"},
+		{name: "endDate", in: "query", typ: "string", desc: "RFC 3339, or YYYY-MM-DD in timezone (that whole day included); default the end of today"},
+		{name: "timezone", in: "query", typ: "string", desc: "IANA time zone of dates and buckets; default UTC"},
+	}
+	pScope = []apiParam{
+		{name: "tenantId", in: "query", typ: "string", desc: "global admins: narrow to one tenant"},
+		{name: "userId", in: "query", typ: "string", desc: "admins: narrow to one user"},
+	}
+	pFilters = []apiParam{
+		{name: "endpoint", in: "query", typ: "string", desc: "comma-separated or repeated"},
+		{name: "method", in: "query", typ: "string", desc: "comma-separated or repeated"},
+		{name: "statusCode", in: "query", typ: "string", desc: "comma-separated or repeated, 100-599"},
+		{name: "statusClass", in: "query", typ: "string", desc: "comma-separated or repeated, 1-5 (2 = 2xx)"},
+	}
+)
+
+func params(groups ...[]apiParam) []apiParam {
+	var out []apiParam
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
+}
+
+var apiRoutes = []apiRoute{
+	{method: "GET", path: "/stats", who: "user", summary: "Totals, status classes, top endpoints and an optional series",
+		params: params(pRange, pScope, pFilters, []apiParam{
+			{name: "groupBy", in: "query", typ: "string", enum: []string{"hour", "day", "week", "month"}, desc: "add a series with these buckets"},
+			{name: "limit", in: "query", typ: "integer", desc: "top endpoints, 1-100, default 10"},
+		}), resp: StatsResponse{}},
+	{method: "POST", path: "/time-series", who: "user", summary: "Series of points, gaps filled with zeros", body: SeriesBody{}, resp: SeriesJSON{}},
+	{method: "GET", path: "/rate-limit", who: "user", summary: "The hourly limit and its use", params: pScope, resp: RateLimitResponse{}},
+	{method: "GET", path: "/quota", who: "user", summary: "The quotas of the current billing period", params: pScope, resp: []Limit{}},
+	{method: "POST", path: "/export", who: "user", summary: "A streamed download in Arrow IPC stream, CSV, JSON or NDJSON", body: ExportBody{}, download: true},
+	{method: "GET", path: "/endpoints/{endpoint}/analytics", who: "user", summary: "One endpoint's latency, errors, status codes, methods and series",
+		params: params([]apiParam{{name: "endpoint", in: "path", typ: "string", required: true, desc: "URL-encoded, e.g. %2Fapi%2Fusers%2F%3Aid"},
+			{name: "granularity", in: "query", typ: "string", enum: []string{"minute", "hour", "day", "week", "month"}}},
+			pRange, pScope, []apiParam{pFilters[1], pFilters[2], pFilters[3]}),
+		resp: EndpointResponse{}},
+	{method: "GET", path: "/top-users", who: "admin", summary: "Users ranked by requests, errors, response time or bytes",
+		params: params(pRange, pScope[:1], pFilters, []apiParam{
+			{name: "sortBy", in: "query", typ: "string", enum: []string{"requests", "errors", "responseTime", "bytes"}},
+			{name: "limit", in: "query", typ: "integer", desc: "1-1000, default 10"},
+		}), resp: TopUsersResponse{}},
+	{method: "GET", path: "/system-metrics", who: "admin", summary: "Traffic, active users and endpoints; for global admins also ingest, dead letters and storage",
+		params: pScope, resp: SystemMetrics{}},
+	{method: "GET", path: "/health", who: "public", summary: "Health from the last five minutes; a key narrows it to what the key reads",
+		params: pScope, resp: HealthResponse{}},
+	{method: "POST", path: "/events", who: "admin", summary: "Records to Kafka, one or an array", body: json.RawMessage{}, resp: EventsResponse{}, status: http.StatusAccepted},
+	{method: "POST", path: "/admin/keys", who: "admin", summary: "Issue a key (its secret is shown once)", body: KeyBody{}, resp: CreatedKey{}, status: http.StatusCreated},
+	{method: "GET", path: "/admin/keys", who: "admin", summary: "List keys", params: pScope, resp: KeyList{}},
+	{method: "DELETE", path: "/admin/keys/{keyId}", who: "admin", summary: "Revoke a key",
+		params: []apiParam{{name: "keyId", in: "path", typ: "string", required: true}}, resp: auth.Key{}},
+	{method: "GET", path: "/openapi.json", who: "public", summary: "This document"},
+}
+
+// KeyList is GET /admin/keys.
+type KeyList struct {
+	Keys []auth.Key `json:"keys"`
+}
+
+// EventsResponse is POST /events.
+type EventsResponse struct {
+	Accepted int        `json:"accepted"`
+	Rejected []rejected `json:"rejected"`
+}
+
+var (
+	openAPIOnce sync.Once
+	openAPIDoc  []byte
+)
+
+func serveOpenAPI(c echo.Context) error {
+	openAPIOnce.Do(func() { openAPIDoc, _ = json.MarshalIndent(OpenAPI(), "", "  ") })
+	return c.JSONBlob(http.StatusOK, openAPIDoc)
+}
+
+// OpenAPI builds the document.
+func OpenAPI() map[string]any {
+	sg := &schemaGen{defs: map[string]any{}}
+	paths := map[string]any{}
+	for _, r := range apiRoutes {
+		op := map[string]any{"summary": r.summary, "operationId": operationID(r)}
+		switch r.who {
+		case "public":
+			op["security"] = []any{}
+		case "admin":
+			op["description"] = "Needs an admin key."
+		}
+		var ps []any
+		for _, p := range r.params {
+			sch := map[string]any{"type": p.typ}
+			if p.enum != nil {
+				sch["enum"] = p.enum
+			}
+			ps = append(ps, map[string]any{"name": p.name, "in": p.in, "required": p.required, "description": p.desc, "schema": sch})
+		}
+		if ps != nil {
+			op["parameters"] = ps
+		}
+		if r.body != nil {
+			sg.request = true
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": sg.schema(reflect.TypeOf(r.body))}}}
+			sg.request = false
+		}
+		status := r.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		ok := map[string]any{"description": "OK"}
+		switch {
+		case r.download:
+			ok["content"] = map[string]any{
+				"application/vnd.apache.arrow.stream": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}},
+				"text/csv":             map[string]any{"schema": map[string]any{"type": "string"}},
+				"application/json":     map[string]any{"schema": map[string]any{"type": "array", "items": map[string]any{"type": "object"}}},
+				"application/x-ndjson": map[string]any{"schema": map[string]any{"type": "string"}},
+			}
+			ok["headers"] = map[string]any{"X-Export-Rows": map[string]any{"schema": map[string]any{"type": "integer"}}}
+		case r.resp != nil:
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": sg.schema(reflect.TypeOf(r.resp))}}
+		default:
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
+		}
+		errRef := map[string]any{"description": "An error", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/ErrorBody"}}}}
+		op["responses"] = map[string]any{strconv.Itoa(status): ok, "4XX": errRef}
+		item, _ := paths[r.path].(map[string]any)
+		if item == nil {
+			item = map[string]any{}
+			paths[r.path] = item
+		}
+		item[strings.ToLower(r.method)] = op
+	}
+	sg.defs["ErrorBody"] = map[string]any{"type": "object", "required": []string{"error"}, "properties": map[string]any{
+		"error": map[string]any{"type": "object", "required": []string{"code", "message"}, "properties": map[string]any{
+			"code": map[string]any{"type": "string"}, "message": map[string]any{"type": "string"}, "details": map[string]any{}}}}}
+	return map[string]any{
+		"openapi": "3.0.3",
+		"info":    map[string]any{"title": "apimeter analytics API", "version": "1"},
+		"servers": []any{map[string]any{"url": BasePath}},
+		"paths":   paths,
+		"components": map[string]any{
+			"schemas":         sg.defs,
+			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "description": "an apimeter API key"}},
+		},
+		"security": []any{map[string]any{"bearer": []any{}}},
+	}
+}
+
+func operationID(r apiRoute) string {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(r.method))
+	up := true
+	for _, ch := range r.path {
+		switch {
+		case ch == '/' || ch == '-' || ch == '{' || ch == '}' || ch == '.':
+			up = true
+		case up:
+			b.WriteString(strings.ToUpper(string(ch)))
+			up = false
+		default:
+			b.WriteRune(ch)
+		}
+	}
+	return b.String()
+}
+
+// schemaGen turns Go types into JSON schemas, named structs into
+// components.
+type schemaGen struct {
+	defs map[string]any
+	// request marks the types of request bodies, whose fields are all
+	// optional.
+	request bool
+}
+
+var (
+	timeType     = reflect.TypeFor[time.Time]()
+	durationType = reflect.TypeFor[time.Duration]()
+	rawType      = reflect.TypeFor[json.RawMessage]()
+	listType     = reflect.TypeFor[stringList]()
+)
+
+func (g *schemaGen) schema(t reflect.Type) map[string]any {
+	switch t {
+	case timeType:
+		return map[string]any{"type": "string", "format": "date-time"}
+	case durationType:
+		return map[string]any{"type": "integer", "description": "nanoseconds"}
+	case rawType:
+		return map[string]any{"description": "a JSON record or an array of records"}
+	case listType:
+		return map[string]any{"oneOf": []any{map[string]any{"type": "string"}, map[string]any{"type": "array", "items": map[string]any{"type": "string"}}}}
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		s := g.schema(t.Elem())
+		if _, ref := s["$ref"]; ref {
+			return map[string]any{"allOf": []any{s}, "nullable": true}
+		}
+		s["nullable"] = true
+		return s
+	case reflect.String:
+		return map[string]any{"type": "string"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return map[string]any{"type": "integer"}
+	case reflect.Float32, reflect.Float64:
+		return map[string]any{"type": "number"}
+	case reflect.Slice, reflect.Array:
+		return map[string]any{"type": "array", "items": g.schema(t.Elem())}
+	case reflect.Map:
+		return map[string]any{"type": "object", "additionalProperties": g.schema(t.Elem())}
+	case reflect.Interface:
+		return map[string]any{}
+	case reflect.Struct:
+		name := t.Name()
+		if _, done := g.defs[name]; !done {
+			g.defs[name] = nil // break cycles
+			props, required := map[string]any{}, []string{}
+			g.fields(t, props, &required)
+			def := map[string]any{"type": "object", "properties": props}
+			if len(required) > 0 {
+				def["required"] = required
+			}
+			g.defs[name] = def
+		}
+		return map[string]any{"$ref": "#/components/schemas/" + name}
+	}
+	return map[string]any{}
+}
+
+func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			if f.Anonymous {
+				g.fields(f.Type, props, required)
+			}
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			g.fields(f.Type, props, required)
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		props[name] = g.schema(f.Type)
+		if !g.request && !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
+			*required = append(*required, name)
+		}
+	}
+}

@@ -1,0 +1,278 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/apimeter/apimeter/query"
+)
+
+// maxQueryBody bounds the JSON body of a query request.
+const maxQueryBody = 1 << 20
+
+// defaultDays is the range of a request without dates: the last 30 days,
+// today included.
+const defaultDays = 30
+
+// queryParams reads a request's query string once; a malformed one (a
+// bad escape) is a 400.
+func queryParams(c echo.Context) (url.Values, error) {
+	v, err := url.ParseQuery(c.Request().URL.RawQuery)
+	if err != nil {
+		return nil, BadRequest("the query string is malformed: %v", err)
+	}
+	return v, nil
+}
+
+// single returns a parameter given at most once.
+func single(q url.Values, name string) (string, error) {
+	vs := q[name]
+	switch len(vs) {
+	case 0:
+		return "", nil
+	case 1:
+		return vs[0], nil
+	}
+	return "", BadRequest("%s given %d times", name, len(vs))
+}
+
+// list reads a parameter given as repeats or comma-separated.
+func list(q url.Values, name string) []string {
+	var out []string
+	for _, v := range q[name] {
+		for part := range strings.SplitSeq(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}
+
+// intParam reads an optional integer within [lo, hi].
+func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
+	s, err := single(q, name)
+	if err != nil || s == "" {
+		return def, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, BadRequest("%s %q: want a whole number from %d to %d", name, s, lo, hi)
+	}
+	return n, nil
+}
+
+// decodeBody reads a JSON request body into v, refusing unknown fields
+// (a typo is an error, not a silently ignored filter), trailing data and
+// bodies over maxQueryBody.
+func decodeBody(c echo.Context, v any) error {
+	r := c.Request()
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json, not %s", ct)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxQueryBody+1))
+	if err != nil {
+		return BadRequest("reading the body: %v", err)
+	}
+	if len(body) > maxQueryBody {
+		return Errorf(http.StatusRequestEntityTooLarge, "payload_too_large", "the body is over %d bytes", maxQueryBody)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return BadRequest("the body is empty: send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return BadRequest("the body is not valid: %s", jsonProblem(err))
+	}
+	if dec.More() {
+		return BadRequest("the body has data after its JSON object")
+	}
+	return nil
+}
+
+// jsonProblem says what is wrong with a JSON body in the client's terms.
+func jsonProblem(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return fmt.Sprintf("want a JSON object, got %s", typeErr.Value)
+		}
+		return fmt.Sprintf("%s: want %s, got %s", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON ends too early"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.HasSuffix(goType, ".stringList"):
+		return "a string or an array of strings"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "string", strings.HasSuffix(goType, ".Granularity"), strings.HasSuffix(goType, ".Metric"),
+		strings.HasSuffix(goType, ".Dimension"), strings.HasSuffix(goType, ".Format"), strings.HasSuffix(goType, ".Dataset"):
+		return "a string"
+	case goType == "bool":
+		return "true or false"
+	}
+	return "an object"
+}
+
+// dates is how a request names its range.
+type dates struct {
+	Start, End, Zone string
+}
+
+// rangeOf reads a request's range: RFC 3339 instants, or YYYY-MM-DD
+// dates in its time zone, where a date-only end includes that whole day.
+// Without a start, the range begins defaultDays before its end; without
+// an end, it runs to the end of today.
+func rangeOf(d dates, now time.Time) (query.Range, error) {
+	loc := time.UTC
+	if d.Zone != "" {
+		l, err := loadZone(d.Zone)
+		if err != nil {
+			return query.Range{}, err
+		}
+		loc = l
+	}
+	var r query.Range
+	r.Loc = loc
+	today := now.In(loc)
+	midnight := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, loc)
+	var err error
+	if d.End == "" {
+		r.End = midnight.AddDate(0, 0, 1)
+	} else if r.End, err = parseDate("endDate", d.End, loc, true); err != nil {
+		return r, err
+	}
+	if d.Start == "" {
+		e := r.End.In(loc)
+		r.Start = time.Date(e.Year(), e.Month(), e.Day(), 0, 0, 0, 0, loc).AddDate(0, 0, -defaultDays)
+		if d.End == "" {
+			r.Start = midnight.AddDate(0, 0, 1-defaultDays)
+		}
+	} else if r.Start, err = parseDate("startDate", d.Start, loc, false); err != nil {
+		return r, err
+	}
+	if !r.End.After(r.Start) {
+		return r, BadRequest("startDate %s is not before endDate %s", r.Start.Format(time.RFC3339), r.End.Format(time.RFC3339))
+	}
+	return r, nil
+}
+
+// zones caches loaded time zones (LoadLocation reads files); only valid
+// IANA names get in, so it stays small.
+var zones sync.Map // name → *time.Location
+
+func loadZone(name string) (*time.Location, error) {
+	if len(name) > 64 || strings.Contains(name, "..") || strings.HasPrefix(name, "/") {
+		return nil, BadRequest("timezone %q: want an IANA name such as Europe/Berlin", name)
+	}
+	if l, ok := zones.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil || name == "Local" {
+		return nil, BadRequest("timezone %q: want an IANA name such as Europe/Berlin", name)
+	}
+	zones.Store(name, l)
+	return l, nil
+}
+
+func parseDate(name, s string, loc *time.Location, end bool) (time.Time, error) {
+	if len(s) == len("2006-01-02") {
+		t, err := time.ParseInLocation("2006-01-02", s, loc)
+		if err != nil {
+			return time.Time{}, BadRequest("%s %q: want RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)", name, s)
+		}
+		if end {
+			t = t.AddDate(0, 0, 1)
+		}
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, BadRequest("%s %q: want RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)", name, s)
+	}
+	if t.Year() < 1970 || t.Year() > 2200 {
+		return time.Time{}, BadRequest("%s %q: out of range", name, s)
+	}
+	return t.Truncate(time.Millisecond), nil
+}
+
+// filtersOf reads filters from query parameters.
+func filtersOf(q url.Values) (query.Filters, error) {
+	f := query.Filters{Endpoint: list(q, "endpoint"), Method: list(q, "method"), User: nil}
+	var err error
+	if f.StatusCode, err = ints(list(q, "statusCode"), "statusCode", 100, 599); err != nil {
+		return f, err
+	}
+	if f.StatusClass, err = ints(list(q, "statusClass"), "statusClass", 1, 5); err != nil {
+		return f, err
+	}
+	return f, checkFilters(f)
+}
+
+func ints(vs []string, name string, lo, hi int) ([]int, error) {
+	var out []int
+	for _, v := range vs {
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.ToLower(v), "xx"))
+		if err != nil || n < lo || n > hi {
+			return nil, BadRequest("%s %q: want a number from %d to %d", name, v, lo, hi)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// maxFilterValues bounds each filter list.
+const maxFilterValues = 100
+
+func checkFilters(f query.Filters) error {
+	for name, n := range map[string]int{"endpoint": len(f.Endpoint), "method": len(f.Method), "statusCode": len(f.StatusCode),
+		"statusClass": len(f.StatusClass), "userId": len(f.User)} {
+		if n > maxFilterValues {
+			return BadRequest("filter %s has %d values: at most %d", name, n, maxFilterValues)
+		}
+	}
+	for _, c := range f.StatusCode {
+		if c < 100 || c > 599 {
+			return BadRequest("filter statusCode %d: want 100 to 599", c)
+		}
+	}
+	for _, c := range f.StatusClass {
+		if c < 1 || c > 5 {
+			return BadRequest("filter statusClass %d: want 1 to 5 (2 for 2xx)", c)
+		}
+	}
+	return nil
+}
+
+// queryError maps a query service error: a refused request is a 400,
+// anything else a server fault.
+func queryError(err error) error {
+	if query.IsInvalid(err) {
+		return BadRequest("%s", err.Error())
+	}
+	return err
+}
