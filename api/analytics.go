@@ -527,14 +527,14 @@ func (a *Analytics) health(c echo.Context) error {
 
 // SystemMetrics is GET /system-metrics.
 type SystemMetrics struct {
-	Scope       ScopeJSON          `json:"scope"`
-	Traffic     map[string]Totals  `json:"traffic"`
-	ActiveUsers map[string]uint64  `json:"activeUsers"`
-	Endpoints   map[string]int     `json:"activeEndpoints"`
-	Ingest      *ingest.Stats      `json:"ingest,omitempty"`
-	DeadLetters *DeadLetters       `json:"deadLetters,omitempty"`
-	Storage     []query.Storage    `json:"storage,omitempty"`
-	CheckedAt   time.Time          `json:"checkedAt"`
+	Scope       ScopeJSON         `json:"scope"`
+	Traffic     map[string]Totals `json:"traffic"`
+	ActiveUsers map[string]uint64 `json:"activeUsers"`
+	Endpoints   map[string]int    `json:"activeEndpoints"`
+	Ingest      *ingest.Stats     `json:"ingest,omitempty"`
+	DeadLetters *DeadLetters      `json:"deadLetters,omitempty"`
+	Storage     []query.Storage   `json:"storage,omitempty"`
+	CheckedAt   time.Time         `json:"checkedAt"`
 }
 
 // DeadLetters counts rejected records.

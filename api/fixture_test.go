@@ -46,8 +46,8 @@ type apiFixture struct {
 	// keys for the tests: a user of tenant-1, another user of tenant-1,
 	// a user of tenant-2, the admin of tenant-1.
 	userKey, otherUserKey, foreignKey, tenantAdminKey string
-	user, otherUser, tenant, otherTenant             string
-	clock                                            time.Time // zero: real time
+	user, otherUser, tenant, otherTenant              string
+	clock                                             time.Time // zero: real time
 }
 
 var fx *apiFixture

@@ -151,9 +151,9 @@ func OpenAPI() map[string]any {
 		case r.download:
 			ok["content"] = map[string]any{
 				"application/vnd.apache.arrow.stream": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}},
-				"text/csv":             map[string]any{"schema": map[string]any{"type": "string"}},
-				"application/json":     map[string]any{"schema": map[string]any{"type": "array", "items": map[string]any{"type": "object"}}},
-				"application/x-ndjson": map[string]any{"schema": map[string]any{"type": "string"}},
+				"text/csv":                            map[string]any{"schema": map[string]any{"type": "string"}},
+				"application/json":                    map[string]any{"schema": map[string]any{"type": "array", "items": map[string]any{"type": "object"}}},
+				"application/x-ndjson":                map[string]any{"schema": map[string]any{"type": "string"}},
 			}
 			ok["headers"] = map[string]any{"X-Export-Rows": map[string]any{"schema": map[string]any{"type": "integer"}}}
 		case r.resp != nil:

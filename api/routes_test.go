@@ -26,7 +26,9 @@ func mustZone(t *testing.T, name string) *time.Location {
 func TestStatsOfAUserAcrossADSTChange(t *testing.T) {
 	berlin := mustZone(t, "Europe/Berlin")
 	start, end := time.Date(2026, 10, 24, 0, 0, 0, 0, berlin), time.Date(2026, 10, 27, 0, 0, 0, 0, berlin)
-	mine := where(func(r *ingest.Record) bool { return r.TenantID == fx.tenant && r.UserID == fx.user && in(r, start, end) })
+	mine := where(func(r *ingest.Record) bool {
+		return r.TenantID == fx.tenant && r.UserID == fx.user && in(r, start, end)
+	})
 	require.Greater(t, len(mine), 200)
 
 	var res StatsResponse
@@ -155,7 +157,9 @@ func TestEndpointAnalyticsOfAUser(t *testing.T) {
 	var res EndpointResponse
 	callJSON(t, "GET", target, fx.userKey, nil, 200, &res)
 	require.Equal(t, endpoint, res.Endpoint)
-	rs := where(func(r *ingest.Record) bool { return r.TenantID == fx.tenant && r.UserID == fx.user && r.Endpoint == endpoint })
+	rs := where(func(r *ingest.Record) bool {
+		return r.TenantID == fx.tenant && r.UserID == fx.user && r.Endpoint == endpoint
+	})
 	want := sum(rs)
 	want.checkTotals(t, res.Totals, endpoint)
 	for _, q := range []struct {
