@@ -180,12 +180,13 @@ func call(t *testing.T, method, target, key string, body any) *httptest.Response
 // newRequest builds a request, also for targets a client may send but
 // url.Parse refuses (bad escapes), which reach the router as raw text.
 func newRequest(method, target string, body io.Reader) *http.Request {
-	if _, err := url.ParseRequestURI(target); err == nil {
-		return httptest.NewRequest(method, target, body)
-	}
 	req := httptest.NewRequest(method, "/", body)
-	path, rawQuery, _ := strings.Cut(target, "?")
-	req.URL = &url.URL{Path: path, RawPath: path, RawQuery: rawQuery}
+	if u, err := url.ParseRequestURI(target); err == nil {
+		req.URL = u
+	} else {
+		path, rawQuery, _ := strings.Cut(target, "?")
+		req.URL = &url.URL{Path: path, RawPath: path, RawQuery: rawQuery}
+	}
 	req.RequestURI = target
 	return req
 }
