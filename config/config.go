@@ -52,6 +52,9 @@ type Config struct {
 	AdminKey string
 	// PlansFile is APIMETER_PLANS_FILE, plans and limits overriding the defaults.
 	PlansFile string
+	// ExportMaxRows is APIMETER_EXPORT_MAX_ROWS: larger exports are
+	// refused with a 400. Default 10000000.
+	ExportMaxRows int
 	// AlertWebhookURL is ALERT_WEBHOOK_URL.
 	AlertWebhookURL string
 	// SMTPURL is SMTP_URL (smtp:// or smtps://).
@@ -119,6 +122,7 @@ func Default() Config {
 		IngestBatchWait:          time.Second,
 		DedupWindow:              15 * time.Minute,
 		DedupMaxIDs:              1_000_000,
+		ExportMaxRows:            10_000_000,
 		EmbeddedKafkaAddr:        "127.0.0.1:9092",
 		RateLimitWindow:          60 * time.Second,
 		RateLimitMaxRequests:     100,
@@ -165,6 +169,7 @@ func Parse(getenv func(string) string) (Config, error) {
 	p.str("REDIS_URL", &c.RedisURL)
 	p.str("APIMETER_ADMIN_KEY", &c.AdminKey)
 	p.str("APIMETER_PLANS_FILE", &c.PlansFile)
+	p.integer("APIMETER_EXPORT_MAX_ROWS", &c.ExportMaxRows)
 	p.str("ALERT_WEBHOOK_URL", &c.AlertWebhookURL)
 	p.str("SMTP_URL", &c.SMTPURL)
 	p.str("OPS_ALERT_EMAIL", &c.OpsAlertEmail)
@@ -256,6 +261,9 @@ func (c Config) Validate() error {
 	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss")
 	checkURL("ALERT_WEBHOOK_URL", c.AlertWebhookURL, "http", "https")
 	checkURL("SMTP_URL", c.SMTPURL, "smtp", "smtps")
+	if c.ExportMaxRows < 1 {
+		bad("APIMETER_EXPORT_MAX_ROWS", "must be positive")
+	}
 	if c.AdminKey != "" && len(c.AdminKey) < 16 {
 		bad("APIMETER_ADMIN_KEY", "too short: use at least 16 random characters")
 	}

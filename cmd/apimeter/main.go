@@ -24,6 +24,7 @@ Usage:
   apimeter rollups rebuild [flags]   recompute rollups from raw records
   apimeter generate [flags]          load generated demo traffic into the store
   apimeter loadgen [flags]           send synthetic traffic to Kafka at a target rate
+  apimeter keys create|list|revoke   manage API keys through a running server
   apimeter bench load [flags]        measure bulk-load rates
   apimeter version                   print the version
 
@@ -70,6 +71,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return generate(ctx, args[1:], stdout, stderr)
 	case "loadgen":
 		return loadgen(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return keysCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		if len(args) < 2 || args[1] != "load" {
 			fmt.Fprint(stderr, "usage: apimeter bench load [flags]\n")

@@ -338,5 +338,43 @@ func TestEventsRoute(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	require.Equal(t, 51.0, metricValue(t, s.addr, stored))
+
+	// `apimeter keys` issues a user key through the server; the key reads
+	// that user's usage, and stops working once revoked.
+	keys := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"keys"}, args...)...)
+		cmd.Env = append(os.Environ(), "APIMETER_URL=http://"+s.addr, "APIMETER_KEY="+key)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := keys("create", "--tenant", "default", "--user", "u", "--name", "cli", "--json")
+	require.NoError(t, err, out)
+	var made map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &made), out)
+	secret := made["key"].(string)
+	stats := func() (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/api/api-usage/stats", nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	code, st := stats()
+	require.Equal(t, http.StatusOK, code, "%v", st)
+	require.Equal(t, 50.0, st["totals"].(map[string]any)["requests"])
+	out, err = keys("list", "--tenant", "default")
+	require.NoError(t, err, out)
+	require.Contains(t, out, made["keyId"].(string))
+	require.NotContains(t, out, secret[10:], "lists never show secrets")
+	out, err = keys("revoke", made["keyId"].(string))
+	require.NoError(t, err, out)
+	code, _ = stats()
+	require.Equal(t, http.StatusUnauthorized, code)
+	out, err = keys("revoke", "key_nope")
+	require.Error(t, err)
+	require.Contains(t, out, "no key")
 	s.stop(t)
 }

@@ -134,7 +134,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	keys := auth.NewStore(db, cfg.AdminKey)
 	srv.MountEvents(prod, ingest.Policy{Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour}, api.KeyAuth(keys, true))
 	srv.MountAnalytics(&api.Analytics{
-		Query: query.New(db, query.Limits{}), Keys: keys, Ingest: ingestStats,
+		Query: query.New(db, query.Limits{}), Keys: keys, Ingest: ingestStats, ExportMaxRows: uint64(cfg.ExportMaxRows),
 		Thresholds: query.Thresholds{Degraded: cfg.HealthDegradedThreshold, Unhealthy: cfg.HealthUnhealthyThreshold, Slow: cfg.SlowResponseThreshold},
 	})
 	if err := srv.Listen(); err != nil {
