@@ -223,7 +223,7 @@ func TestExportEventsEqualTheRawRecords(t *testing.T) {
 				data, e := runExport(t, svc, ExportRequest{Scope: sc, Range: rng, Dataset: DatasetEvents, Format: f})
 				require.EqualValues(t, len(want), e.Rows)
 				if path == "engine" {
-					require.Greater(t, e.chunks, 3, "the engine's output came in many chunks")
+					require.Greater(t, e.chunks, 1, "the engine's output came in several chunks")
 				}
 				names, rows := readExport(t, f, data)
 				require.Equal(t, FieldNames(DatasetEvents), names)
@@ -376,12 +376,14 @@ func TestExportStopsWhenTheClientGoesAway(t *testing.T) {
 			t.Run(path+"/"+string(f), func(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				e, err := svc.PrepareExport(ctx, ExportRequest{Range: Range{fx.start, fx.end, time.UTC}, Dataset: DatasetEvents, Format: f})
+				req := ExportRequest{Range: Range{fx.start, fx.end, time.UTC}, Dataset: DatasetEvents, Format: f}
+				whole, _ := runExport(t, svc, req)
+				e, err := svc.PrepareExport(ctx, req)
 				require.NoError(t, err)
 				w := &stopAfter{limit: 64 << 10, cancel: cancel}
 				err = e.WriteTo(ctx, w)
 				require.Error(t, err)
-				require.Less(t, w.n, 4<<20, "the export stopped soon after the client left")
+				require.Less(t, w.n, len(whole)/2, "the export stopped soon after the client left")
 				// The store is still usable: the connection went back.
 				for range 5 {
 					rows, err := fx.db.Query(context.Background(), "SELECT count() FROM usage_events")

@@ -26,6 +26,7 @@ Usage:
   apimeter loadgen [flags]           send synthetic traffic to Kafka at a target rate
   apimeter keys create|list|revoke   manage API keys through a running server
   apimeter bench load [flags]        measure bulk-load rates
+  apimeter bench query [flags]       measure the analytics routes and exports
   apimeter version                   print the version
 
 Configuration comes from the environment; README.md lists every variable.
@@ -74,11 +75,14 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "keys":
 		return keysCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
-		if len(args) < 2 || args[1] != "load" {
-			fmt.Fprint(stderr, "usage: apimeter bench load [flags]\n")
-			return exitCode(2)
+		switch {
+		case len(args) >= 2 && args[1] == "load":
+			return benchLoad(ctx, args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "query":
+			return benchQuery(ctx, args[2:], stdout, stderr)
 		}
-		return benchLoad(ctx, args[2:], stdout, stderr)
+		fmt.Fprint(stderr, "usage: apimeter bench load|query [flags]\n")
+		return exitCode(2)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "apimeter", version)
 		return nil

@@ -1,7 +1,7 @@
 {{- /*
 An export of one dataset (export.go lists the fields and their
-expressions per format). Rows come in the table's own sort order, so the
-engine reads in order instead of sorting the whole result.
+expressions per format). Rows come in storage order, part after part, so
+memory stays flat however large the export (export.go says why).
 */ -}}
 SELECT
 {{- range $i, $f := .Fields}}{{if $i}},{{end}}
