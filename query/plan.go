@@ -115,22 +115,27 @@ type source struct {
 	grain    time.Duration // bucket size of a rollup; 0 for raw records
 	retained time.Duration // how far back it reaches; 0 for as long as kept
 	users    bool          // has user_id
+	detail   bool          // has endpoint, method and a status column
 	codes    bool          // has status_code (else status_class only)
 	latency  bool          // can give percentiles
 	raw      bool
 }
 
 var (
-	srcRaw            = source{name: "usage_events", table: "usage_events", timeCol: "event_time", users: true, codes: true, latency: true, raw: true}
-	srcUsageHourly    = source{name: "usage_hourly", table: "usage_hourly", timeCol: "bucket", grain: time.Hour, users: true, codes: true}
-	srcUsageDaily     = source{name: "usage_daily", table: "usage_daily", timeCol: "bucket", grain: 24 * time.Hour, users: true, codes: true}
-	srcEndpointMinute = source{name: "endpoint_minute", table: "endpoint_minute", timeCol: "bucket", grain: time.Minute, retained: 47 * time.Hour, latency: true}
-	srcEndpointHourly = source{name: "endpoint_hourly", table: "endpoint_hourly", timeCol: "bucket", grain: time.Hour, latency: true}
-	srcEndpointDaily  = source{name: "endpoint_daily", table: "endpoint_daily", timeCol: "bucket", grain: 24 * time.Hour, latency: true}
+	srcRaw            = source{name: "usage_events", table: "usage_events", timeCol: "event_time", users: true, detail: true, codes: true, latency: true, raw: true}
+	srcUsageHourly    = source{name: "usage_hourly", table: "usage_hourly", timeCol: "bucket", grain: time.Hour, users: true, detail: true, codes: true}
+	srcUsageDaily     = source{name: "usage_daily", table: "usage_daily", timeCol: "bucket", grain: 24 * time.Hour, users: true, detail: true, codes: true}
+	srcUserHourly     = source{name: "user_hourly", table: "user_hourly", timeCol: "bucket", grain: time.Hour, users: true}
+	srcUserDaily      = source{name: "user_daily", table: "user_daily", timeCol: "bucket", grain: 24 * time.Hour, users: true}
+	srcEndpointMinute = source{name: "endpoint_minute", table: "endpoint_minute", timeCol: "bucket", grain: time.Minute, retained: 47 * time.Hour, detail: true, latency: true}
+	srcEndpointHourly = source{name: "endpoint_hourly", table: "endpoint_hourly", timeCol: "bucket", grain: time.Hour, detail: true, latency: true}
+	srcEndpointDaily  = source{name: "endpoint_daily", table: "endpoint_daily", timeCol: "bucket", grain: 24 * time.Hour, detail: true, latency: true}
 )
 
-// preference is the order sources are tried in: fewest rows first.
-var preference = []source{srcEndpointDaily, srcUsageDaily, srcEndpointHourly, srcUsageHourly, srcEndpointMinute, srcRaw}
+// preference is the order sources are tried in: fewest rows first. The
+// user_* rollups (a row per user and bucket) come before usage_* (a row
+// per user, endpoint, method, status and bucket).
+var preference = []source{srcEndpointDaily, srcUserDaily, srcUsageDaily, srcEndpointHourly, srcUserHourly, srcUsageHourly, srcEndpointMinute, srcRaw}
 
 // need is what a query asks of its source.
 type need struct {
@@ -166,6 +171,13 @@ func (s source) fits(n need) bool {
 	}
 	if (slices.Contains(n.dims, DimStatusCode) || n.filters.has(DimStatusCode)) && !s.codes {
 		return false
+	}
+	if !s.detail {
+		for _, d := range []Dimension{DimEndpoint, DimMethod, DimStatusCode, DimStatusClass} {
+			if slices.Contains(n.dims, d) || n.filters.has(d) {
+				return false
+			}
+		}
 	}
 	for _, m := range n.metrics {
 		if m.latency() && !s.latency {
@@ -238,6 +250,9 @@ func fixedOffset(r Range, off int) bool {
 
 // column is the expression a dimension reads from a source.
 func (s source) column(d Dimension) (string, error) {
+	if !s.detail && d != DimUser && d != DimTenant {
+		return "", fmt.Errorf("query: %s has no %s", s.name, d)
+	}
 	switch d {
 	case DimEndpoint:
 		return "endpoint", nil

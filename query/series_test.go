@@ -253,7 +253,7 @@ func TestSeriesAgainstRecords(t *testing.T) {
 	}{
 		{"tenant daily UTC", SeriesRequest{Scope: Scope{Tenant: "tenant-1"}, Range: Range{fx.start, fx.end, utc}, Granularity: GrainDay, Metrics: all}, "endpoint_daily"},
 		{"tenant daily UTC with latency", SeriesRequest{Scope: Scope{Tenant: "tenant-2"}, Range: Range{fx.start, fx.end, utc}, Granularity: GrainDay, Metrics: lat, GroupBy: []Dimension{DimEndpoint}}, "endpoint_daily"},
-		{"user daily Berlin across DST", SeriesRequest{Scope: Scope{Tenant: "tenant-1", User: "user-1"}, Range: berlinDays, Granularity: GrainDay, Metrics: all}, "usage_hourly"},
+		{"user daily Berlin across DST", SeriesRequest{Scope: Scope{Tenant: "tenant-1", User: "user-1"}, Range: berlinDays, Granularity: GrainDay, Metrics: all}, "user_hourly"},
 		{"tenant hourly Berlin by status class", SeriesRequest{Scope: Scope{Tenant: "tenant-3"}, Range: berlinDays, Granularity: GrainHour, Metrics: append(all, P95ResponseTime), GroupBy: []Dimension{DimStatusClass}}, "endpoint_hourly"},
 		{"user latency (raw)", SeriesRequest{Scope: Scope{Tenant: "tenant-1", User: "user-2"}, Range: berlinDays, Granularity: GrainDay, Metrics: lat}, "usage_events"},
 		{"Kolkata days (raw)", SeriesRequest{Scope: Scope{Tenant: "tenant-1"}, Range: Range{time.Date(2026, 10, 23, 0, 0, 0, 0, kolkata), time.Date(2026, 10, 26, 0, 0, 0, 0, kolkata), kolkata}, Granularity: GrainDay, Metrics: all}, "usage_events"},
@@ -261,7 +261,7 @@ func TestSeriesAgainstRecords(t *testing.T) {
 		{"unaligned range (raw)", SeriesRequest{Scope: Scope{Tenant: "tenant-1"}, Range: Range{fx.start.Add(90 * time.Minute), fx.start.Add(50 * time.Hour), utc}, Granularity: GrainHour, Metrics: all}, "usage_events"},
 		{"admin by user, status code filter", SeriesRequest{Scope: Scope{Tenant: "tenant-2"}, Range: Range{fx.start, fx.end, utc}, Granularity: GrainDay, Metrics: all, GroupBy: []Dimension{DimUser}, Filters: Filters{StatusCode: []int{200, 404}}}, "usage_daily"},
 		{"weeks in Berlin", SeriesRequest{Scope: Scope{Tenant: "tenant-1"}, Range: Range{time.Date(2026, 10, 19, 0, 0, 0, 0, berlin), time.Date(2026, 11, 2, 0, 0, 0, 0, berlin), berlin}, Granularity: GrainWeek, Metrics: all}, "endpoint_hourly"},
-		{"month UTC, every tenant, unique users", SeriesRequest{Range: Range{time.Date(2026, 10, 1, 0, 0, 0, 0, utc), time.Date(2026, 11, 1, 0, 0, 0, 0, utc), utc}, Granularity: GrainMonth, Metrics: []Metric{Requests, UniqueUsers}}, "usage_daily"},
+		{"month UTC, every tenant, unique users", SeriesRequest{Range: Range{time.Date(2026, 10, 1, 0, 0, 0, 0, utc), time.Date(2026, 11, 1, 0, 0, 0, 0, utc), utc}, Granularity: GrainMonth, Metrics: []Metric{Requests, UniqueUsers}}, "user_daily"},
 		{"endpoint and method filters", SeriesRequest{Scope: Scope{Tenant: "tenant-3"}, Range: Range{fx.start, fx.end, utc}, Granularity: GrainDay, Metrics: lat, Filters: Filters{Endpoint: []string{"/api/users", "/api/orders"}, Method: []string{"GET"}}}, "endpoint_daily"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,7 +75,7 @@ func bucketOf(ms int64, d time.Duration) int64 {
 
 func expect(records []ingest.Record, minutes bool) *expected {
 	e := &expected{
-		usage:     map[string]map[usageKey]sums{"usage_hourly": {}, "usage_daily": {}},
+		usage:     map[string]map[usageKey]sums{"usage_hourly": {}, "usage_daily": {}, "user_hourly": {}, "user_daily": {}},
 		endpoint:  map[string]map[endpointKey]sums{"endpoint_hourly": {}, "endpoint_daily": {}},
 		latencies: map[string]map[endpointKey][]uint64{"endpoint_hourly": {}, "endpoint_daily": {}},
 		features:  map[featureKey]featureSums{},
@@ -104,6 +105,11 @@ func expect(records []ingest.Record, minutes bool) *expected {
 				s := e.usage["usage_"+g][uk]
 				s.add(r)
 				e.usage["usage_"+g][uk] = s
+				// user_* rollups: the same sums without endpoint, method, status.
+				uk = usageKey{tenant: r.TenantID, user: r.UserID, bucket: b}
+				s = e.usage["user_"+g][uk]
+				s.add(r)
+				e.usage["user_"+g][uk] = s
 			}
 			ek := endpointKey{r.TenantID, r.Endpoint, r.Method, uint8(r.StatusCode / 100), b}
 			s := e.endpoint["endpoint_"+g][ek]
@@ -171,7 +177,11 @@ func checkUsage(t *testing.T, db store.Driver, e *expected) {
 	t.Helper()
 	for table, want := range e.usage {
 		got := map[usageKey]sums{}
-		queryRows(t, db, `SELECT tenant_id, user_id, endpoint, method, status_code, toUnixTimestamp(bucket),
+		dims := "endpoint, method, status_code"
+		if strings.HasPrefix(table, "user_") {
+			dims = "'', '', toUInt16(0)"
+		}
+		queryRows(t, db, `SELECT tenant_id, user_id, `+dims+`, toUnixTimestamp(bucket),
 			sum(requests), sum(errors_4xx), sum(errors_5xx), sum(response_time_sum_us), max(response_time_max_us),
 			sum(request_bytes), sum(response_bytes)
 			FROM `+table+` GROUP BY ALL`, func(r store.Rows) {

@@ -1,4 +1,4 @@
--- source: usage_hourly
+-- source: user_hourly
 -- params: start end tz tenant user
 SELECT
     toUnixTimestamp(toStartOfDay(bucket, {tz:String})) AS bucket_start,
@@ -9,7 +9,7 @@ SELECT
     max(response_time_max_us) AS agg_time_max,
     sum(request_bytes) AS agg_request_bytes,
     sum(response_bytes) AS agg_response_bytes
-FROM usage_hourly
+FROM user_hourly
 WHERE bucket >= {start:DateTime64(3, 'UTC')} AND bucket < {end:DateTime64(3, 'UTC')}
   AND tenant_id = {tenant:String}
   AND user_id = {user:String}

@@ -507,3 +507,80 @@ FROM usage_events
 WHERE event_time >= now() - INTERVAL 2 DAY
 GROUP BY tenant_id, endpoint, method, status_class, bucket;
 
+
+-- 0009_user_rollups
+-- Per-user rollups without endpoint, method or status: one row per user
+-- and hour (or day). The usage_* rollups keep those dimensions and so hold
+-- nearly a row per record when users call many endpoints; the questions
+-- asked most — a user's series and totals, top users, quota use — need
+-- none of them and read these instead (BENCHMARKS.md has the effect).
+-- Exact sums, like usage_*.
+
+CREATE TABLE IF NOT EXISTS user_hourly 
+(
+    tenant_id            LowCardinality(String),
+    user_id              String,
+    bucket               DateTime('UTC'),
+    requests             SimpleAggregateFunction(sum, UInt64),
+    errors_4xx           SimpleAggregateFunction(sum, UInt64),
+    errors_5xx           SimpleAggregateFunction(sum, UInt64),
+    response_time_sum_us SimpleAggregateFunction(sum, UInt64),
+    response_time_max_us SimpleAggregateFunction(max, UInt64),
+    request_bytes        SimpleAggregateFunction(sum, UInt64),
+    response_bytes       SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (tenant_id, user_id, bucket)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS user_hourly_mv 
+TO user_hourly AS
+SELECT
+    tenant_id,
+    user_id,
+    toStartOfHour(event_time) AS bucket,
+    count() AS requests,
+    countIf(status_code >= 400 AND status_code < 500) AS errors_4xx,
+    countIf(status_code >= 500) AS errors_5xx,
+    sum(response_time_us) AS response_time_sum_us,
+    max(response_time_us) AS response_time_max_us,
+    sum(request_bytes) AS request_bytes,
+    sum(response_bytes) AS response_bytes
+FROM usage_events
+GROUP BY tenant_id, user_id, bucket;
+
+CREATE TABLE IF NOT EXISTS user_daily 
+(
+    tenant_id            LowCardinality(String),
+    user_id              String,
+    bucket               DateTime('UTC'),
+    requests             SimpleAggregateFunction(sum, UInt64),
+    errors_4xx           SimpleAggregateFunction(sum, UInt64),
+    errors_5xx           SimpleAggregateFunction(sum, UInt64),
+    response_time_sum_us SimpleAggregateFunction(sum, UInt64),
+    response_time_max_us SimpleAggregateFunction(max, UInt64),
+    request_bytes        SimpleAggregateFunction(sum, UInt64),
+    response_bytes       SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (tenant_id, user_id, bucket)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS user_daily_mv 
+TO user_daily AS
+SELECT
+    tenant_id,
+    user_id,
+    toStartOfDay(event_time) AS bucket,
+    count() AS requests,
+    countIf(status_code >= 400 AND status_code < 500) AS errors_4xx,
+    countIf(status_code >= 500) AS errors_5xx,
+    sum(response_time_us) AS response_time_sum_us,
+    max(response_time_us) AS response_time_max_us,
+    sum(request_bytes) AS request_bytes,
+    sum(response_bytes) AS response_bytes
+FROM usage_events
+GROUP BY tenant_id, user_id, bucket;
+

@@ -1,0 +1,21 @@
+-- Rebuilds user_hourly for [from, to) from usage_events; from and to are
+-- whole UTC days. Mirrors the SELECT of user_hourly_mv (0009_user_rollups.sql).
+DELETE FROM {{table "user_hourly"}} {{onCluster}}
+WHERE bucket >= {from:DateTime64(3, 'UTC')} AND bucket < {to:DateTime64(3, 'UTC')};
+
+INSERT INTO user_hourly
+SELECT
+    tenant_id,
+    user_id,
+    toStartOfHour(event_time) AS bucket,
+    count() AS requests,
+    countIf(status_code >= 400 AND status_code < 500) AS errors_4xx,
+    countIf(status_code >= 500) AS errors_5xx,
+    sum(response_time_us) AS response_time_sum_us,
+    max(response_time_us) AS response_time_max_us,
+    sum(request_bytes) AS request_bytes,
+    sum(response_bytes) AS response_bytes
+FROM usage_events
+WHERE event_time >= {from:DateTime64(3, 'UTC')} AND event_time < {to:DateTime64(3, 'UTC')}
+GROUP BY tenant_id, user_id, bucket
+SETTINGS insert_deduplicate = 0;
