@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -203,7 +204,27 @@ func (a *Analytics) stats(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	admin := r.p.Admin() && r.scope.User == ""
-	total, err := a.Query.Total(ctx, r.scope, r.rng, r.filters, admin)
+	var total query.Aggregate
+	var classes, endpoints []query.Breakdown
+	var series *query.SeriesResult
+	err = parallel(
+		func() (err error) { total, err = a.Query.Total(ctx, r.scope, r.rng, r.filters, admin); return },
+		func() (err error) {
+			classes, err = a.Query.Breakdown(ctx, r.scope, r.rng, r.filters, []query.Dimension{query.DimStatusClass}, false, 0)
+			return
+		},
+		func() (err error) {
+			endpoints, err = a.Query.Breakdown(ctx, r.scope, r.rng, r.filters, []query.Dimension{query.DimEndpoint, query.DimMethod}, false, 0)
+			return
+		},
+		func() (err error) {
+			if groupBy != "" {
+				series, err = a.Query.Series(ctx, query.SeriesRequest{Scope: r.scope, Range: r.rng, Granularity: query.Granularity(groupBy),
+					Metrics: []query.Metric{query.Requests, query.Errors, query.ClientErrors, query.ErrorRate, query.AvgResponseTime}, Filters: r.filters})
+			}
+			return
+		},
+	)
 	if err != nil {
 		return queryError(err)
 	}
@@ -211,16 +232,8 @@ func (a *Analytics) stats(c echo.Context) error {
 		Scope: ScopeJSON{r.scope.Tenant, r.scope.User}, Range: rangeJSON(r.rng), Totals: totalsOf(total, admin),
 		StatusClasses: map[string]uint64{"2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0}, TopEndpoints: []EndpointTotals{},
 	}
-	classes, err := a.Query.Breakdown(ctx, r.scope, r.rng, r.filters, []query.Dimension{query.DimStatusClass}, false, 0)
-	if err != nil {
-		return queryError(err)
-	}
 	for _, b := range classes {
 		res.StatusClasses[b.Key[0]] = b.Requests // "2xx"…
-	}
-	endpoints, err := a.Query.Breakdown(ctx, r.scope, r.rng, r.filters, []query.Dimension{query.DimEndpoint, query.DimMethod}, false, 0)
-	if err != nil {
-		return queryError(err)
 	}
 	distinct := map[string]bool{}
 	for i, b := range endpoints {
@@ -230,15 +243,27 @@ func (a *Analytics) stats(c echo.Context) error {
 		}
 	}
 	res.UniqueEndpoints = len(distinct)
-	if groupBy != "" {
-		s, err := a.Query.Series(ctx, query.SeriesRequest{Scope: r.scope, Range: r.rng, Granularity: query.Granularity(groupBy),
-			Metrics: []query.Metric{query.Requests, query.Errors, query.ClientErrors, query.ErrorRate, query.AvgResponseTime}, Filters: r.filters})
-		if err != nil {
-			return queryError(err)
-		}
-		res.Series = seriesJSON(s, query.Granularity(groupBy), r.rng)
+	if series != nil {
+		res.Series = seriesJSON(series, query.Granularity(groupBy), r.rng)
 	}
 	return c.JSON(http.StatusOK, res)
+}
+
+// parallel runs independent queries at once (the store has a pool of
+// connections) and returns the first error in argument order.
+func parallel(fns ...func() error) error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, f := range fns {
+		wg.Go(func() { errs[i] = f() })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SeriesJSON is a time series answer.
@@ -404,27 +429,37 @@ func (a *Analytics) endpointAnalytics(c echo.Context) error {
 		}
 	}
 	ctx := c.Request().Context()
-	total, err := a.Query.Total(ctx, r.scope, r.rng, r.filters, false)
+	var total query.Aggregate
+	var codes, methods []query.Breakdown
+	var series *query.SeriesResult
+	err = parallel(
+		func() (err error) { total, err = a.Query.Total(ctx, r.scope, r.rng, r.filters, false); return },
+		func() (err error) {
+			codes, err = a.Query.Breakdown(ctx, r.scope, r.rng, r.filters, []query.Dimension{query.DimStatusCode}, false, 0)
+			return
+		},
+		func() (err error) {
+			methods, err = a.Query.Breakdown(ctx, r.scope, r.rng, r.filters, []query.Dimension{query.DimMethod}, false, 0)
+			return
+		},
+		func() (err error) {
+			series, err = a.Query.Series(ctx, query.SeriesRequest{Scope: r.scope, Range: r.rng, Granularity: query.Granularity(g),
+				Metrics: []query.Metric{query.Requests, query.Errors, query.ErrorRate, query.AvgResponseTime, query.P95ResponseTime}, Filters: r.filters})
+			return
+		},
+	)
 	if err != nil {
 		return queryError(err)
 	}
 	res := EndpointResponse{Endpoint: endpoint, Scope: ScopeJSON{r.scope.Tenant, r.scope.User}, Range: rangeJSON(r.rng),
-		Totals: totalsOf(total, false), StatusCodes: map[string]uint64{}, Methods: map[string]uint64{}}
-	for dim, dst := range map[query.Dimension]map[string]uint64{query.DimStatusCode: res.StatusCodes, query.DimMethod: res.Methods} {
-		rows, err := a.Query.Breakdown(ctx, r.scope, r.rng, r.filters, []query.Dimension{dim}, false, 0)
-		if err != nil {
-			return queryError(err)
-		}
-		for _, b := range rows {
-			dst[b.Key[0]] = b.Requests
-		}
+		Totals: totalsOf(total, false), StatusCodes: map[string]uint64{}, Methods: map[string]uint64{},
+		Series: seriesJSON(series, query.Granularity(g), r.rng)}
+	for _, b := range codes {
+		res.StatusCodes[b.Key[0]] = b.Requests
 	}
-	s, err := a.Query.Series(ctx, query.SeriesRequest{Scope: r.scope, Range: r.rng, Granularity: query.Granularity(g),
-		Metrics: []query.Metric{query.Requests, query.Errors, query.ErrorRate, query.AvgResponseTime, query.P95ResponseTime}, Filters: r.filters})
-	if err != nil {
-		return queryError(err)
+	for _, b := range methods {
+		res.Methods[b.Key[0]] = b.Requests
 	}
-	res.Series = seriesJSON(s, query.Granularity(g), r.rng)
 	return c.JSON(http.StatusOK, res)
 }
 
@@ -559,19 +594,30 @@ func (a *Analytics) systemMetrics(c echo.Context) error {
 	now := a.now().UTC()
 	res := SystemMetrics{Scope: ScopeJSON{sc.Tenant, sc.User}, Traffic: map[string]Totals{}, ActiveUsers: map[string]uint64{},
 		Endpoints: map[string]int{}, CheckedAt: now.Truncate(time.Second)}
-	for name, window := range map[string]time.Duration{"lastHour": time.Hour, "last24Hours": 24 * time.Hour} {
-		rng := query.Range{Start: now.Add(-window).Truncate(time.Minute), End: now.Truncate(time.Minute).Add(time.Minute), Loc: time.UTC}
-		total, err := a.Query.Total(ctx, sc, rng, query.Filters{}, true)
-		if err != nil {
-			return queryError(err)
-		}
-		res.Traffic[name] = totalsOf(total, false)
-		res.ActiveUsers[name] = total.Users
-		eps, err := a.Query.Breakdown(ctx, sc, rng, query.Filters{}, []query.Dimension{query.DimEndpoint}, false, 0)
-		if err != nil {
-			return queryError(err)
-		}
-		res.Endpoints[name] = len(eps)
+	windows := []struct {
+		name   string
+		window time.Duration
+		total  query.Aggregate
+		eps    []query.Breakdown
+	}{{name: "lastHour", window: time.Hour}, {name: "last24Hours", window: 24 * time.Hour}}
+	var work []func() error
+	for i := range windows {
+		w := &windows[i]
+		rng := query.Range{Start: now.Add(-w.window).Truncate(time.Minute), End: now.Truncate(time.Minute).Add(time.Minute), Loc: time.UTC}
+		work = append(work,
+			func() (err error) { w.total, err = a.Query.Total(ctx, sc, rng, query.Filters{}, true); return },
+			func() (err error) {
+				w.eps, err = a.Query.Breakdown(ctx, sc, rng, query.Filters{}, []query.Dimension{query.DimEndpoint}, false, 0)
+				return
+			})
+	}
+	if err := parallel(work...); err != nil {
+		return queryError(err)
+	}
+	for _, w := range windows {
+		res.Traffic[w.name] = totalsOf(w.total, false)
+		res.ActiveUsers[w.name] = w.total.Users
+		res.Endpoints[w.name] = len(w.eps)
 	}
 	if p.Global() && sc.Tenant == "" {
 		if a.Ingest != nil {

@@ -3,6 +3,7 @@ package query
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"slices"
@@ -10,8 +11,6 @@ import (
 	"text/template"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/apimeter/apimeter/store"
 )
@@ -280,20 +279,14 @@ func (e *Export) WriteTo(ctx context.Context, w io.Writer) error {
 }
 
 // passThrough copies the engine's encoding. The engine frames every chunk
-// on its own, so chunks are joined: Arrow streams re-framed into one with
-// arrow-go, CSV headers after the first dropped, JSON arrays merged.
+// on its own, so chunks are joined: Arrow streams into one (see
+// arrowMessages), CSV headers after the first dropped, JSON arrays merged.
 func (e *Export) passThrough(ctx context.Context, w io.Writer) error {
 	chunks, err := e.db.(FormatDB).QueryFormat(ctx, e.sql, engineFormats[e.format], e.params...)
 	if err != nil {
 		return err
 	}
 	defer chunks.Close()
-	var aw *ipc.Writer
-	defer func() {
-		if aw != nil {
-			aw.Close()
-		}
-	}()
 	started := false // something was written
 	for {
 		b, err := chunks.Next()
@@ -306,24 +299,14 @@ func (e *Export) passThrough(ctx context.Context, w io.Writer) error {
 		e.chunks++
 		switch e.format {
 		case FormatArrow:
-			r, err := ipc.NewReader(bytes.NewReader(b), ipc.WithAllocator(memory.DefaultAllocator))
-			if err != nil {
-				return fmt.Errorf("export: read the engine's Arrow: %w", err)
-			}
-			if aw == nil {
-				aw = ipc.NewWriter(w, ipc.WithSchema(r.Schema()), ipc.WithAllocator(memory.DefaultAllocator))
-			}
-			for r.Next() {
-				if err := aw.Write(r.RecordBatch()); err != nil {
-					r.Release()
-					return err
-				}
-			}
-			err = r.Err()
-			r.Release()
+			msgs, err := arrowMessages(b, !started)
 			if err != nil {
 				return err
 			}
+			if _, err := w.Write(msgs); err != nil {
+				return err
+			}
+			started = true
 		case FormatCSV:
 			if started { // later chunks repeat the header row
 				if i := bytes.IndexByte(b, '\n'); i >= 0 {
@@ -359,9 +342,11 @@ func (e *Export) passThrough(ctx context.Context, w io.Writer) error {
 		}
 	}
 	switch {
-	case e.format == FormatArrow && aw == nil:
+	case e.format == FormatArrow && !started:
 		// No rows: an empty stream with the export's schema.
 		return encodeRows(nil, FormatArrow, e.fields, w)
+	case e.format == FormatArrow:
+		_, err = w.Write(arrowEOS)
 	case e.format == FormatJSON && !started:
 		_, err = io.WriteString(w, "[]\n")
 	case e.format == FormatJSON:
@@ -394,4 +379,31 @@ func (e *Export) WriteEngineOutput(ctx context.Context, w io.Writer) error {
 			return err
 		}
 	}
+}
+
+// arrowEOS ends an Arrow IPC stream: a continuation marker and a zero
+// length.
+var arrowEOS = []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}
+
+// arrowMessages cuts one chunk of the engine's ArrowStream output — a
+// whole IPC stream: schema message, record batches, end marker — down to
+// what joins it to the previous chunks: the first chunk keeps its schema,
+// the others start at their first record batch, and none keeps its end
+// marker. Every chunk of one query carries the same schema, and the
+// engine is told not to write dictionaries, so no message needs decoding:
+// the batches are copied as they are.
+func arrowMessages(b []byte, first bool) ([]byte, error) {
+	if len(b) < 16 || binary.LittleEndian.Uint32(b) != 0xffffffff || !bytes.Equal(b[len(b)-8:], arrowEOS) {
+		return nil, fmt.Errorf("export: the engine's Arrow chunk is not a framed IPC stream")
+	}
+	if first {
+		return b[:len(b)-8], nil
+	}
+	// The schema message: marker, metadata length, metadata (padded to 8
+	// bytes); a schema has no body.
+	end := 8 + int(int32(binary.LittleEndian.Uint32(b[4:])))
+	if end < 8 || end > len(b)-8 {
+		return nil, fmt.Errorf("export: the engine's Arrow schema message is cut")
+	}
+	return b[end : len(b)-8], nil
 }

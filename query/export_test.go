@@ -395,3 +395,17 @@ func TestExportStopsWhenTheClientGoesAway(t *testing.T) {
 		}
 	}
 }
+
+func TestArrowChunksMustBeFramedStreams(t *testing.T) {
+	for _, b := range [][]byte{nil, []byte("not arrow at all"), append(bytes.Repeat([]byte{0xff}, 12), arrowEOS...)} {
+		_, err := arrowMessages(b, false)
+		require.Error(t, err, "%x", b)
+	}
+	// A schema message whose length runs past the chunk.
+	cut := append([]byte{0xff, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0}, arrowEOS...)
+	_, err := arrowMessages(cut, false)
+	require.Error(t, err)
+	msgs, err := arrowMessages(cut, true)
+	require.NoError(t, err, "the first chunk keeps everything but its end marker")
+	require.Equal(t, cut[:8], msgs)
+}

@@ -49,7 +49,9 @@ type plan struct {
 	Filters []filterExpr
 	OrderBy string
 	Limit   int
-	params  []store.Param
+	// Settings are the query's SETTINGS clause, if any.
+	Settings string
+	params   []store.Param
 }
 
 var aliases = map[Dimension]string{
@@ -66,6 +68,12 @@ func planFrom(src source, n need) (*plan, error) {
 		src: src, grain: n.grain, rng: n.rng,
 		Bucket: src.bucketExpr(n.grain), Agg: src.aggregates(), Table: src.table, TimeCol: src.timeCol,
 		Tenant: n.scope.Tenant != "", User: n.scope.User != "",
+	}
+	if p.User && !src.raw {
+		// One user's rollup rows: a few granules. A single thread reads
+		// them without handing work to the pool, which on a busy machine
+		// costs more than the read (it sets the tail latency).
+		p.Settings = "max_threads = 1"
 	}
 	for _, m := range n.metrics {
 		p.Latency = p.Latency || m.latency()

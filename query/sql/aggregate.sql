@@ -39,3 +39,6 @@ ORDER BY {{.OrderBy}}
 {{- if .Limit}}
 LIMIT {{.Limit}}
 {{- end}}
+{{- if .Settings}}
+SETTINGS {{.Settings}}
+{{- end}}

@@ -14,4 +14,5 @@ WHERE bucket >= {start:DateTime64(3, 'UTC')} AND bucket < {end:DateTime64(3, 'UT
   AND tenant_id = {tenant:String}
   AND user_id = {user:String}
 GROUP BY bucket_start
+SETTINGS max_threads = 1
 
