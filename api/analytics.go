@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -278,18 +281,72 @@ type SeriesJSON struct {
 // per metric.
 type SeriesItem struct {
 	Group  map[string]string `json:"group"`
-	Points []map[string]any  `json:"points"`
+	Points []Point           `json:"points"`
+}
+
+// Point is one bucket: "time" and a number per metric.
+type Point map[string]any
+
+// MarshalJSON writes a point without reflection ("time" first, then the
+// metrics by name): a month of hourly points is 720 of them.
+func (p Point) MarshalJSON() ([]byte, error) {
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		if k != "time" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	if _, ok := p["time"]; ok {
+		keys = append([]string{"time"}, keys...)
+	}
+	b := make([]byte, 0, 32+24*len(keys))
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, k)
+		b = append(b, ':')
+		switch v := p[k].(type) {
+		case float64:
+			b = appendJSONFloat(b, v)
+		case string:
+			b = strconv.AppendQuote(b, v)
+		default:
+			raw, err := json.Marshal(v)
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, raw...)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONFloat writes a number as encoding/json does (exponent form
+// only for the very small and very large); NaN and infinities, which no
+// metric produces, are written as 0.
+func appendJSONFloat(b []byte, v float64) []byte {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return append(b, '0')
+	}
+	abs := math.Abs(v)
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		return strconv.AppendFloat(b, v, 'e', -1, 64)
+	}
+	return strconv.AppendFloat(b, v, 'f', -1, 64)
 }
 
 func seriesJSON(s *query.SeriesResult, g query.Granularity, r query.Range) *SeriesJSON {
 	out := &SeriesJSON{Granularity: string(g), Timezone: r.Loc.String(), Source: s.Source, Series: []SeriesItem{}}
 	for _, ser := range s.Series {
-		item := SeriesItem{Group: map[string]string{}, Points: make([]map[string]any, 0, len(ser.Points))}
+		item := SeriesItem{Group: map[string]string{}, Points: make([]Point, 0, len(ser.Points))}
 		for d, v := range ser.Group {
 			item.Group[string(d)] = v
 		}
 		for _, p := range ser.Points {
-			pt := make(map[string]any, len(p.Values)+1)
+			pt := make(Point, len(p.Values)+1)
 			pt["time"] = p.Time.In(r.Loc).Format(time.RFC3339)
 			for m, v := range p.Values {
 				pt[string(m)] = v

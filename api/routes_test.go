@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -375,4 +376,14 @@ func earlier(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+func TestPointsEncodeLikeEncodingJSON(t *testing.T) {
+	p := Point{"time": "2026-10-25T00:00:00+02:00", "requests": 12.0, "errorRate": 1e-7, "big": 3e21, "avg": 245.125, "zero": 0.0, "neg": -1.5}
+	got, err := json.Marshal(p)
+	require.NoError(t, err)
+	want, err := json.Marshal(map[string]any(p))
+	require.NoError(t, err)
+	require.JSONEq(t, string(want), string(got))
+	require.True(t, strings.HasPrefix(string(got), `{"time":`), string(got))
 }

@@ -133,6 +133,11 @@ func (p *plan) SQL() (string, error) {
 	return b.String(), nil
 }
 
+// SmallDB is a store that reads small results in one piece.
+type SmallDB interface {
+	QuerySmall(ctx context.Context, query string, params ...store.Param) (store.Rows, error)
+}
+
 // aggRow is one row of an aggregate query.
 type aggRow struct {
 	bucket int64
@@ -146,7 +151,11 @@ func (p *plan) run(ctx context.Context, db DB) ([]aggRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.Query(ctx, q, p.params...)
+	query := db.Query
+	if small, ok := db.(SmallDB); ok {
+		query = small.QuerySmall // aggregates are bounded by the caps
+	}
+	rows, err := query(ctx, q, p.params...)
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", p.src.name, err)
 	}

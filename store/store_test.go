@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -318,4 +319,35 @@ func TestServerDriver(t *testing.T) {
 	_, err := store.OpenServer(context.Background(), "clickhouse://u:hunter2@127.0.0.1:1/db?dial_timeout=200ms")
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "hunter2")
+}
+
+func TestQuerySmallReadsTheSameRows(t *testing.T) {
+	d := storetest.Open(t)
+	small, ok := d.(interface {
+		QuerySmall(ctx context.Context, query string, params ...store.Param) (store.Rows, error)
+	})
+	if !ok {
+		t.Skip("the server driver has no QuerySmall")
+	}
+	ctx := context.Background()
+	const q = `SELECT number AS n, toString(number * {k:UInt64}) AS s FROM numbers(2500) WHERE number % 3 = {r:UInt64}`
+	params := []store.Param{store.Named("k", 7), store.Named("r", 1)}
+	read := func(rows store.Rows, err error) [][]any {
+		require.NoError(t, err)
+		defer rows.Close()
+		var out [][]any
+		for rows.Next() {
+			out = append(out, slices.Clone(rows.Values()))
+		}
+		require.NoError(t, rows.Err())
+		return out
+	}
+	want := read(d.Query(ctx, q, params...))
+	require.Len(t, want, 833)
+	require.Equal(t, want, read(small.QuerySmall(ctx, q, params...)))
+	require.Empty(t, read(small.QuerySmall(ctx, `SELECT 1 WHERE 0`)))
+	_, err := small.QuerySmall(ctx, `SELECT nope FROM nowhere`)
+	require.Error(t, err)
+	// The connection went back: the store still answers.
+	require.Len(t, read(small.QuerySmall(ctx, `SELECT 1`)), 1)
 }
