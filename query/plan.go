@@ -146,6 +146,9 @@ type need struct {
 	dims    []Dimension
 	filters Filters
 	now     time.Time
+	// only: select just the measures the metrics need (series); otherwise
+	// every sum is read (totals and breakdowns show them all).
+	only bool
 }
 
 // choose picks the cheapest source that can answer exactly: it has the

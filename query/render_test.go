@@ -30,6 +30,8 @@ func TestRenderedSQLGolden(t *testing.T) {
 		{"endpoint_filters", need{scope: Scope{Tenant: "t"}, rng: Range{day, day.AddDate(0, 0, 30), time.UTC}, grain: GrainWeek, metrics: []Metric{P99ResponseTime},
 			dims: []Dimension{DimEndpoint, DimStatusClass}, filters: Filters{Method: []string{"GET"}, StatusClass: []int{5}}}},
 		{"all_tenants_users_month", need{rng: Range{day, day.AddDate(0, 1, 0), time.UTC}, grain: GrainMonth, metrics: []Metric{UniqueUsers}, dims: []Dimension{DimUser}, filters: Filters{StatusCode: []int{200, 201}}}},
+		{"series_only_what_metrics_need", need{scope: Scope{Tenant: "t", User: "u"}, rng: Range{day, day.AddDate(0, 0, 30), time.UTC}, grain: GrainHour,
+			metrics: []Metric{Requests, ErrorRate, AvgResponseTime}, only: true}},
 		{"minutes", need{scope: Scope{Tenant: "t"}, rng: Range{now.Add(-time.Hour), now, time.UTC}, grain: GrainMinute, metrics: []Metric{Requests}, now: now}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

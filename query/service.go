@@ -141,7 +141,7 @@ func (s *Service) Series(ctx context.Context, req SeriesRequest) (*SeriesResult,
 	if len(bks) > s.limits.MaxPoints {
 		return nil, invalid("%d points per series: at most %d; use a coarser granularity or a shorter range", len(bks), s.limits.MaxPoints)
 	}
-	p, err := newPlan(need{scope: req.Scope, rng: req.Range, grain: req.Granularity, metrics: req.Metrics, dims: req.GroupBy, filters: req.Filters, now: s.now()})
+	p, err := newPlan(need{scope: req.Scope, rng: req.Range, grain: req.Granularity, metrics: req.Metrics, dims: req.GroupBy, filters: req.Filters, now: s.now(), only: true})
 	if err != nil {
 		return nil, err
 	}

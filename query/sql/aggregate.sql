@@ -8,13 +8,25 @@ SELECT
 {{- range .Dims}},
     {{.Expr}} AS {{.Alias}}
 {{- end}},
-    {{.Agg.Requests}} AS agg_requests,
-    {{.Agg.Errors4xx}} AS agg_4xx,
-    {{.Agg.Errors5xx}} AS agg_5xx,
-    {{.Agg.TimeSum}} AS agg_time_sum,
-    {{.Agg.TimeMax}} AS agg_time_max,
-    {{.Agg.RequestBytes}} AS agg_request_bytes,
-    {{.Agg.ResponseBytes}} AS agg_response_bytes
+    {{.Agg.Requests}} AS agg_requests
+{{- with .Agg.Errors4xx}},
+    {{.}} AS agg_4xx
+{{- end}}
+{{- with .Agg.Errors5xx}},
+    {{.}} AS agg_5xx
+{{- end}}
+{{- with .Agg.TimeSum}},
+    {{.}} AS agg_time_sum
+{{- end}}
+{{- with .Agg.TimeMax}},
+    {{.}} AS agg_time_max
+{{- end}}
+{{- with .Agg.RequestBytes}},
+    {{.}} AS agg_request_bytes
+{{- end}}
+{{- with .Agg.ResponseBytes}},
+    {{.}} AS agg_response_bytes
+{{- end}}
 {{- if .Latency}},
     {{.Agg.Latency}} AS agg_latency
 {{- end}}
