@@ -83,7 +83,9 @@ func planFrom(src source, n need) (*plan, error) {
 	if n.only {
 		// Read only the columns the metrics need: on a small read, each
 		// column of each part is a fixed cost.
-		used := func(ms ...Metric) bool { return slices.ContainsFunc(n.metrics, func(m Metric) bool { return slices.Contains(ms, m) }) }
+		used := func(ms ...Metric) bool {
+			return slices.ContainsFunc(n.metrics, func(m Metric) bool { return slices.Contains(ms, m) })
+		}
 		keep := func(expr *string, ms ...Metric) {
 			if !used(ms...) {
 				*expr = ""
