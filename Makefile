@@ -50,10 +50,12 @@ test-race: deps
 test-docker: deps
 	cd deploy/dockertest && $(GO) run . -- $(GO) test -count=1 ../../store/... ../../schema/...
 
-## bench: bulk-load rates (engine bound, Go path, naive baseline) and the
-## micro-benchmarks of the hot paths
+## bench: bulk-load rates (engine bound, Go path, naive baseline), the
+## analytics routes and exports on 10 M records, and the micro-benchmarks
+## of the hot paths
 bench: deps build
 	./$(BIN) bench load
+	./$(BIN) bench query --rows 10000000
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 ## lint: formatting and vet

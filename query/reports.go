@@ -2,8 +2,10 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/apimeter/apimeter/store"
@@ -27,11 +29,26 @@ func (s *Service) Total(ctx context.Context, sc Scope, r Range, f Filters, users
 		return Aggregate{}, err
 	}
 	// Every count and sum, and the percentiles.
-	ms := []Metric{Requests, P50ResponseTime}
-	if users {
-		ms = append(ms, UniqueUsers)
+	if !users {
+		return s.total(ctx, need{scope: sc, rng: r, metrics: []Metric{Requests, P50ResponseTime}, filters: f})
 	}
-	rows, _, err := s.aggregate(ctx, need{scope: sc, rng: r, metrics: ms, filters: f}, "", 0)
+	// Unique users need per-user rows, percentiles need the sketches: no
+	// rollup has both, so two reads at once instead of one of raw rows.
+	var a, u Aggregate
+	var errA, errU error
+	var wg sync.WaitGroup
+	wg.Go(func() { a, errA = s.total(ctx, need{scope: sc, rng: r, metrics: []Metric{Requests, P50ResponseTime}, filters: f}) })
+	wg.Go(func() { u, errU = s.total(ctx, need{scope: sc, rng: r, metrics: []Metric{Requests, UniqueUsers}, filters: f}) })
+	wg.Wait()
+	if err := errors.Join(errA, errU); err != nil {
+		return Aggregate{}, err
+	}
+	a.Users = u.Users
+	return a, nil
+}
+
+func (s *Service) total(ctx context.Context, n need) (Aggregate, error) {
+	rows, _, err := s.aggregate(ctx, n, "", 0)
 	if err != nil || len(rows) == 0 {
 		return Aggregate{}, err
 	}
