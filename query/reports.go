@@ -37,8 +37,12 @@ func (s *Service) Total(ctx context.Context, sc Scope, r Range, f Filters, users
 	var a, u Aggregate
 	var errA, errU error
 	var wg sync.WaitGroup
-	wg.Go(func() { a, errA = s.total(ctx, need{scope: sc, rng: r, metrics: []Metric{Requests, P50ResponseTime}, filters: f}) })
-	wg.Go(func() { u, errU = s.total(ctx, need{scope: sc, rng: r, metrics: []Metric{Requests, UniqueUsers}, filters: f}) })
+	wg.Go(func() {
+		a, errA = s.total(ctx, need{scope: sc, rng: r, metrics: []Metric{Requests, P50ResponseTime}, filters: f})
+	})
+	wg.Go(func() {
+		u, errU = s.total(ctx, need{scope: sc, rng: r, metrics: []Metric{Requests, UniqueUsers}, filters: f})
+	})
 	wg.Wait()
 	if err := errors.Join(errA, errU); err != nil {
 		return Aggregate{}, err
