@@ -153,7 +153,7 @@ func (a *Analytics) readGet(c echo.Context) (*getRequest, error) {
 	}
 	r := &getRequest{q: q}
 	r.p, _ = principal(c)
-	if r.scope, err = requestScope(c, q); err != nil {
+	if r.scope, err = requestScope(c); err != nil {
 		return nil, err
 	}
 	var d dates
@@ -589,11 +589,8 @@ func (a *Analytics) health(c echo.Context) error {
 	_, authed := principal(c)
 	var sc query.Scope
 	if authed {
-		q, err := queryParams(c)
-		if err != nil {
-			return err
-		}
-		if sc, err = requestScope(c, q); err != nil {
+		var err error
+		if sc, err = requestScope(c); err != nil {
 			return err
 		}
 	}
@@ -638,11 +635,7 @@ type DeadLetters struct {
 // systemMetrics reports traffic for the admin's scope; a global admin
 // also sees the ingester, the dead letters and the storage.
 func (a *Analytics) systemMetrics(c echo.Context) error {
-	q, err := queryParams(c)
-	if err != nil {
-		return err
-	}
-	sc, err := requestScope(c, q)
+	sc, err := requestScope(c)
 	if err != nil {
 		return err
 	}
@@ -699,11 +692,7 @@ func (a *Analytics) systemMetrics(c echo.Context) error {
 // quotaTarget is whose limits /rate-limit and /quota report: the scope's
 // user, or the caller's own for an admin that names none.
 func quotaTarget(c echo.Context) (tenant, user string, err error) {
-	q, err := queryParams(c)
-	if err != nil {
-		return "", "", err
-	}
-	sc, err := requestScope(c, q)
+	sc, err := requestScope(c)
 	if err != nil {
 		return "", "", err
 	}

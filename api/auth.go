@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 
 	"github.com/labstack/echo/v4"
@@ -109,7 +108,11 @@ func scopeOf(p auth.Principal, tenant, user string) (query.Scope, error) {
 }
 
 // requestScope reads tenantId and userId from the query string.
-func requestScope(c echo.Context, q url.Values) (query.Scope, error) {
+func requestScope(c echo.Context) (query.Scope, error) {
+	q, err := queryParams(c)
+	if err != nil {
+		return query.Scope{}, err
+	}
 	p, _ := principal(c)
 	tenant, err := single(q, "tenantId")
 	if err != nil {

@@ -65,11 +65,7 @@ func (a *Analytics) createKey(c echo.Context) error {
 // listKeys lists the keys of the admin's tenant (a global admin: every
 // tenant's, or one tenant's with tenantId).
 func (a *Analytics) listKeys(c echo.Context) error {
-	q, err := queryParams(c)
-	if err != nil {
-		return err
-	}
-	sc, err := requestScope(c, q)
+	sc, err := requestScope(c)
 	if err != nil {
 		return err
 	}

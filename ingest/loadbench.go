@@ -308,7 +308,7 @@ func endToEnd(ctx context.Context, db LoadBenchDB, cfg LoadBenchConfig, records 
 		}
 	}
 	res := m.stop(BenchEndToEnd, len(records))
-	n, err := queryCount(ctx, db, "SELECT sum(requests) FROM usage_hourly")
+	n, err := store.QueryUint64(ctx, db, "SELECT sum(requests) FROM usage_hourly")
 	if err != nil {
 		return LoadBenchResult{}, err
 	}
@@ -318,26 +318,10 @@ func endToEnd(ctx context.Context, db LoadBenchDB, cfg LoadBenchConfig, records 
 	return res, nil
 }
 
-func queryCount(ctx context.Context, db LoadBenchDB, q string) (uint64, error) {
-	rows, err := db.Query(ctx, q)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	var n uint64
-	if rows.Next() {
-		err = rows.Scan(&n)
-	}
-	if err == nil {
-		err = rows.Err()
-	}
-	return n, err
-}
-
 // quiesce waits (up to a minute) until the engine runs no merge.
 func quiesce(ctx context.Context, db LoadBenchDB) error {
 	for i := 0; i < 600; i++ {
-		n, err := queryCount(ctx, db, "SELECT count() FROM system.merges")
+		n, err := store.QueryUint64(ctx, db, "SELECT count() FROM system.merges")
 		if err != nil || n == 0 {
 			return err
 		}

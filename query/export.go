@@ -218,15 +218,7 @@ func (s *Service) PrepareExport(ctx context.Context, req ExportRequest) (*Export
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Query(ctx, count, p.params...)
-	if err != nil {
-		return nil, err
-	}
-	if rows.Next() {
-		err = rows.Scan(&e.Rows)
-	}
-	rows.Close()
-	if err != nil {
+	if e.Rows, err = store.QueryUint64(ctx, s.db, count, p.params...); err != nil {
 		return nil, err
 	}
 	if req.MaxRows > 0 && e.Rows > req.MaxRows {

@@ -158,9 +158,12 @@ func (e *Embedded) Query(ctx context.Context, query string, params ...Param) (Ro
 		e.release(c)
 		return nil, engineError(err)
 	}
-	r := &embeddedRows{ctx: ctx, stream: s, release: func() { e.release(c) }}
-	// Read the first chunk now: its header names the columns, and an
-	// error in the statement surfaces here rather than at Next.
+	return startRows(&embeddedRows{ctx: ctx, stream: s, release: func() { e.release(c) }})
+}
+
+// startRows reads the first chunk now: its header names the columns, and
+// an error in the statement surfaces here rather than at Next.
+func startRows(r *embeddedRows) (Rows, error) {
 	if !r.nextChunk() {
 		r.Close()
 		if r.err != nil {
@@ -173,9 +176,9 @@ func (e *Embedded) Query(ctx context.Context, query string, params ...Param) (Ro
 }
 
 // QuerySmall runs a statement whose result is known to be small (an
-// aggregate with bounded groups) and reads it in one piece: for results of
-// a few thousand rows this saves the streaming hand-offs, about 1.5 ms a
-// query here. The connection is released before it returns.
+// aggregate with bounded groups) and reads it in one piece, without the
+// streaming hand-offs between chunks (up to 1.5 ms a query measured
+// here). The connection is released before it returns.
 func (e *Embedded) QuerySmall(ctx context.Context, query string, params ...Param) (Rows, error) {
 	c, err := e.acquire(ctx)
 	if err != nil {
@@ -186,15 +189,7 @@ func (e *Embedded) QuerySmall(ctx context.Context, query string, params ...Param
 	if err != nil {
 		return nil, engineError(err)
 	}
-	r := &embeddedRows{ctx: ctx, stream: &oneChunk{b: res.Data}, release: func() {}}
-	if !r.nextChunk() {
-		r.Close()
-		if r.err != nil {
-			return nil, r.err
-		}
-		return emptyRows{}, nil
-	}
-	return r, nil
+	return startRows(&embeddedRows{ctx: ctx, stream: &oneChunk{b: res.Data}, release: func() {}})
 }
 
 // Chunks streams a result in a ClickHouse output format, chunk by chunk;

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"reflect"
@@ -295,4 +296,27 @@ func canonical(v any) any {
 		return s.String()
 	}
 	return v
+}
+
+// Querier runs queries (every Driver does).
+type Querier interface {
+	Query(ctx context.Context, query string, params ...Param) (Rows, error)
+}
+
+// QueryUint64 runs a query whose first column of its first row is a
+// count; no row reads as 0.
+func QueryUint64(ctx context.Context, db Querier, query string, params ...Param) (uint64, error) {
+	rows, err := db.Query(ctx, query, params...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var n uint64
+	if rows.Next() {
+		err = rows.Scan(&n)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	return n, err
 }

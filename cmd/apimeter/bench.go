@@ -37,26 +37,11 @@ func benchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "apimeter-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		*dir = d
-	}
-	db, err := store.OpenEmbedded(store.EmbeddedConfig{Path: *dir, Conns: 1})
+	db, done, err := openBenchStore(ctx, dir, 1)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	m, err := schema.NewMigrator(db, schema.Single, nil)
-	if err != nil {
-		return err
-	}
-	if _, err := m.Apply(ctx); err != nil {
-		return err
-	}
+	defer done()
 	switch *kafkaMode {
 	case "none":
 	case "embedded":
@@ -122,4 +107,33 @@ func benchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "End to end / engine bound:   %.2f\n", results[4].RowsPerSecond()/bound)
 	}
 	return nil
+}
+
+// openBenchStore opens the embedded engine on *dir (a new temporary
+// directory when empty, removed by done) with the schema applied.
+func openBenchStore(ctx context.Context, dir *string, conns int) (db *store.Embedded, done func(), err error) {
+	remove := func() {}
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "apimeter-bench-")
+		if err != nil {
+			return nil, nil, err
+		}
+		remove = func() { os.RemoveAll(d) }
+		*dir = d
+	}
+	db, err = store.OpenEmbedded(store.EmbeddedConfig{Path: *dir, Conns: conns})
+	if err != nil {
+		remove()
+		return nil, nil, err
+	}
+	done = func() { db.Close(); remove() }
+	m, err := schema.NewMigrator(db, schema.Single, nil)
+	if err == nil {
+		_, err = m.Apply(ctx)
+	}
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return db, done, nil
 }

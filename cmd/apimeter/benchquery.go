@@ -27,7 +27,6 @@ import (
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/query"
-	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
 )
 
@@ -49,28 +48,13 @@ func benchQuery(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "apimeter-bench-query-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		*dir = d
-	}
-	db, err := store.OpenEmbedded(store.EmbeddedConfig{Path: *dir, Conns: 4})
+	db, done, err := openBenchStore(ctx, dir, 4)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	m, err := schema.NewMigrator(db, schema.Single, nil)
-	if err != nil {
-		return err
-	}
-	if _, err := m.Apply(ctx); err != nil {
-		return err
-	}
+	defer done()
 	end := time.Now().UTC().Truncate(time.Minute)
-	have, err := countRows(ctx, db, "SELECT count() FROM usage_events")
+	have, err := store.QueryUint64(ctx, db, "SELECT count() FROM usage_events")
 	if err != nil {
 		return err
 	}
@@ -87,7 +71,7 @@ func benchQuery(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "loaded %d records in %.1f s (%.0f rows/s, with every rollup)\n", *rows, time.Since(t0).Seconds(), float64(*rows)/time.Since(t0).Seconds())
 	} else {
 		// Reused data ends where it was loaded.
-		last, err := countRows(ctx, db, "SELECT toUnixTimestamp(max(event_time)) FROM usage_events")
+		last, err := store.QueryUint64(ctx, db, "SELECT toUnixTimestamp(max(event_time)) FROM usage_events")
 		if err != nil {
 			return err
 		}
@@ -260,19 +244,6 @@ func loadGenerated(ctx context.Context, db store.Driver, g ingest.GeneratorConfi
 		}
 	}
 	return flush()
-}
-
-func countRows(ctx context.Context, db store.Driver, q string) (uint64, error) {
-	rows, err := db.Query(ctx, q)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	var n uint64
-	if rows.Next() {
-		err = rows.Scan(&n)
-	}
-	return n, err
 }
 
 // exportStart finds the hour from which the newest records number about n.
