@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"math"
@@ -10,7 +9,6 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/ingest"
+	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/query"
 )
 
@@ -38,12 +37,14 @@ type Analytics struct {
 	Thresholds query.Thresholds
 	// ExportMaxRows refuses larger exports (0: 10,000,000).
 	ExportMaxRows uint64
-	// Plans are the rate-limit and quota plans; DefaultPlan applies to
-	// users without an account.
-	Plans       map[string]Plan
-	DefaultPlan string
-	Now         func() time.Time
-	log         *slog.Logger
+	// Limits reports /rate-limit and /quota (and its plans name the
+	// accounts'). Default: in-memory limits on the default plans.
+	Limits *limits.Limiter
+	// Enforce is the limit middleware of the analytics routes, run after
+	// authentication; nil applies none.
+	Enforce echo.MiddlewareFunc
+	Now     func() time.Time
+	log     *slog.Logger
 }
 
 func (a *Analytics) now() time.Time {
@@ -59,23 +60,24 @@ func (s *Server) MountAnalytics(a *Analytics) {
 	if a.ExportMaxRows == 0 {
 		a.ExportMaxRows = 10_000_000
 	}
-	if a.Plans == nil {
-		a.Plans = DefaultPlans
+	if a.Limits == nil {
+		a.Limits = limits.New(limits.Config{})
 	}
-	if a.DefaultPlan == "" {
-		a.DefaultPlan = "free"
+	enforce := a.Enforce
+	if enforce == nil {
+		enforce = func(next echo.HandlerFunc) echo.HandlerFunc { return next }
 	}
 	user, admin := KeyAuth(a.Keys, false), KeyAuth(a.Keys, true)
 	g := s.echo.Group(BasePath)
-	g.GET("/stats", a.stats, user)
-	g.POST("/time-series", a.timeSeries, user)
-	g.GET("/rate-limit", a.rateLimit, user)
-	g.GET("/quota", a.quota, user)
-	g.POST("/export", a.export, user)
-	g.GET("/endpoints/:endpoint/analytics", a.endpointAnalytics, user)
+	g.GET("/stats", a.stats, user, enforce)
+	g.POST("/time-series", a.timeSeries, user, enforce)
+	g.GET("/rate-limit", a.rateLimit, user, enforce)
+	g.GET("/quota", a.quota, user, enforce)
+	g.POST("/export", a.export, user, enforce)
+	g.GET("/endpoints/:endpoint/analytics", a.endpointAnalytics, user, enforce)
 	g.GET("/top-users", a.topUsers, admin)
 	g.GET("/system-metrics", a.systemMetrics, admin)
-	g.GET("/health", a.health, OptionalKeyAuth(a.Keys))
+	g.GET("/health", a.health, OptionalKeyAuth(a.Keys), enforce)
 	g.POST("/admin/keys", a.createKey, admin)
 	g.GET("/admin/keys", a.listKeys, admin)
 	g.DELETE("/admin/keys/:keyId", a.revokeKey, admin)
@@ -710,45 +712,8 @@ func quotaTarget(c echo.Context) (tenant, user string, err error) {
 	return tenant, user, nil
 }
 
-func (a *Analytics) plan(ctx context.Context, tenant, user string) (string, Plan, query.Account, error) {
-	acct, err := a.Query.Account(ctx, tenant, user)
-	if err != nil {
-		return "", Plan{}, acct, err
-	}
-	name := strings.ToLower(acct.Plan)
-	pl, ok := a.Plans[name]
-	if !ok {
-		name, pl = a.DefaultPlan, a.Plans[a.DefaultPlan]
-	}
-	return name, pl, acct, nil
-}
-
-// Limit is one limit's state.
-type Limit struct {
-	Name          string     `json:"name"`
-	Limit         *uint64    `json:"limit"` // null when unlimited
-	Used          uint64     `json:"used"`
-	Remaining     *uint64    `json:"remaining"`
-	PercentUsed   float64    `json:"percentUsed"`
-	Window        string     `json:"window,omitempty"`
-	WindowSeconds int64      `json:"windowSeconds,omitempty"`
-	PeriodStart   *time.Time `json:"periodStart,omitempty"`
-	ResetAt       time.Time  `json:"resetAt"`
-	Unlimited     bool       `json:"unlimited"`
-}
-
-func limitOf(name string, max, used uint64, reset time.Time) Limit {
-	l := Limit{Name: name, Used: used, ResetAt: reset.UTC(), Unlimited: max == 0}
-	if max > 0 {
-		rem := uint64(0)
-		if used < max {
-			rem = max - used
-		}
-		l.Limit, l.Remaining = &max, &rem
-		l.PercentUsed = min(100, 100*float64(used)/float64(max))
-	}
-	return l
-}
+// Limit is one limit's state, as the limit headers show it.
+type Limit = limits.LimitState
 
 // RateLimitResponse is GET /rate-limit.
 type RateLimitResponse struct {
@@ -759,76 +724,64 @@ type RateLimitResponse struct {
 	Endpoints []Limit `json:"endpoints"`
 }
 
-// rateLimit reports the hourly limit: the requests of the current clock
-// hour against the plan's hourly allowance.
+// limitStatus reads a user's limits as a request made now would count
+// them: the numbers the X-RateLimit and X-Quota headers carry.
+func (a *Analytics) limitStatus(c echo.Context) (*limits.Decision, error) {
+	tenant, user, err := quotaTarget(c)
+	if err != nil {
+		return nil, err
+	}
+	d, err := a.Limits.Status(c.Request().Context(), tenant, user)
+	if d == nil && err != nil {
+		return nil, Errorf(http.StatusServiceUnavailable, "unavailable", "limits are unavailable; try again shortly")
+	}
+	return d, err
+}
+
+// unlimited is a limit the plan does not have.
+func unlimited(name string, reset time.Time) Limit {
+	return Limit{Name: name, ResetAt: reset.UTC(), Unlimited: true}
+}
+
+// rateLimit reports the hourly limit (a sliding hour) and the plan's
+// endpoint limits.
 func (a *Analytics) rateLimit(c echo.Context) error {
-	tenant, user, err := quotaTarget(c)
+	d, err := a.limitStatus(c)
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	name, pl, _, err := a.plan(ctx, tenant, user)
-	if err != nil {
-		return err
+	r := RateLimitResponse{Tenant: d.Tenant, User: d.User, Plan: d.Plan.Name, Hourly: unlimited("hourly", d.Now), Endpoints: []Limit{}}
+	r.Hourly.Window, r.Hourly.WindowSeconds = "1h", 3600
+	for i, ch := range d.Checks {
+		switch {
+		case ch.Window == 0:
+		case ch.Key.Policy == "hourly":
+			r.Hourly = limits.StateOf(d, i)
+		default:
+			r.Endpoints = append(r.Endpoints, limits.StateOf(d, i))
+		}
 	}
-	now := a.now().UTC()
-	start := now.Truncate(time.Hour)
-	used, err := a.Query.Total(ctx, query.Scope{Tenant: tenant, User: user}, query.Range{Start: start, End: start.Add(time.Hour), Loc: time.UTC}, query.Filters{}, false)
-	if err != nil {
-		return queryError(err)
-	}
-	h := limitOf("hourly", pl.Hourly, used.Requests, start.Add(time.Hour))
-	h.Window, h.WindowSeconds, h.PeriodStart = "1h", 3600, &start
-	return c.JSON(http.StatusOK, RateLimitResponse{Tenant: tenant, User: user, Plan: name, Hourly: h, Endpoints: []Limit{}})
+	return c.JSON(http.StatusOK, r)
 }
 
-// quota reports the monthly quota of the current billing period.
+// quota reports the quota of the current billing period.
 func (a *Analytics) quota(c echo.Context) error {
-	tenant, user, err := quotaTarget(c)
+	d, err := a.limitStatus(c)
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	_, pl, acct, err := a.plan(ctx, tenant, user)
-	if err != nil {
-		return err
+	for i, ch := range d.Checks {
+		if ch.Window == 0 {
+			return c.JSON(http.StatusOK, []Limit{limits.StateOf(d, i)})
+		}
 	}
-	now := a.now().UTC()
-	start, reset := billingPeriod(now, acct.AnchorDay)
-	used, err := a.Query.Total(ctx, query.Scope{Tenant: tenant, User: user}, query.Range{Start: start, End: reset, Loc: time.UTC}, query.Filters{}, false)
+	// An unlimited plan: the period's use, from the records.
+	start, end := limits.BillingPeriod(d.Now, d.Account.AnchorDay)
+	used, err := a.Limits.Usage(c.Request().Context(), d.Tenant, d.User, start, end)
 	if err != nil {
 		return queryError(err)
 	}
-	l := limitOf("monthly_requests", pl.Monthly, used.Requests, reset)
-	l.PeriodStart = &start
+	l := unlimited("monthly_requests", end)
+	l.Used, l.PeriodStart = used, &start
 	return c.JSON(http.StatusOK, []Limit{l})
-}
-
-// billingPeriod is the period holding now for a monthly cycle starting
-// on day anchor (a day past a month's end is its last day), in UTC.
-func billingPeriod(now time.Time, anchor int) (start, end time.Time) {
-	at := func(y int, m time.Month) time.Time {
-		last := time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
-		return time.Date(y, m, min(anchor, last), 0, 0, 0, 0, time.UTC)
-	}
-	// time.Date normalizes month 0 and 13 to the neighbouring years.
-	y, m, _ := now.Date()
-	if start = at(y, m); start.After(now) {
-		start, m = at(y, m-1), m-1
-	}
-	return start, at(y, m+1)
-}
-
-// Plan is a plan's allowances; 0 means unlimited.
-type Plan struct {
-	Monthly uint64 `json:"monthlyRequests"`
-	Hourly  uint64 `json:"hourlyRequests"`
-}
-
-// DefaultPlans are the plans of PRODUCT.md.
-var DefaultPlans = map[string]Plan{
-	"free":       {Monthly: 1_000, Hourly: 100},
-	"starter":    {Monthly: 10_000, Hourly: 500},
-	"pro":        {Monthly: 100_000, Hourly: 2_000},
-	"enterprise": {},
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/ingest"
+	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/query"
 	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
@@ -36,13 +37,14 @@ import (
 const adminKey = "am_test-bootstrap-admin-key"
 
 type apiFixture struct {
-	db    store.Driver
-	srv   *Server
-	an    *Analytics
-	keys  *auth.Store
-	recs  []ingest.Record
-	start time.Time
-	end   time.Time
+	db     store.Driver
+	srv    *Server
+	an     *Analytics
+	limits *limits.Limiter
+	keys   *auth.Store
+	recs   []ingest.Record
+	start  time.Time
+	end    time.Time
 	// keys for the tests: a user of tenant-1, another user of tenant-1,
 	// a user of tenant-2, the admin of tenant-1.
 	userKey, otherUserKey, foreignKey, tenantAdminKey string
@@ -111,7 +113,9 @@ func setupAPIFixture() (func(), error) {
 	f.srv = New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
 	svc := query.New(db, query.Limits{})
 	svc.SetClock(f.now)
-	f.an = &Analytics{Query: svc, Keys: f.keys, Now: f.now, ExportMaxRows: 20_000,
+	ch := limits.ClickHouse{DB: db}
+	f.limits = limits.New(limits.Config{Usage: ch, Resolver: ch, Notices: limits.NewStoreNotices(ch), Clock: limits.ClockFunc(f.now)})
+	f.an = &Analytics{Query: svc, Keys: f.keys, Now: f.now, ExportMaxRows: 20_000, Limits: f.limits,
 		Thresholds: query.Thresholds{Degraded: 10, Unhealthy: 25, Slow: 3 * time.Second}}
 	f.srv.MountAnalytics(f.an)
 	fx = f

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/auth"
 )
 
@@ -90,6 +91,14 @@ var apiRoutes = []apiRoute{
 	{method: "GET", path: "/admin/keys", who: "admin", summary: "List keys", params: pScope, resp: KeyList{}},
 	{method: "DELETE", path: "/admin/keys/{keyId}", who: "admin", summary: "Revoke a key",
 		params: []apiParam{{name: "keyId", in: "path", typ: "string", required: true}}, resp: auth.Key{}},
+	{method: "PUT", path: "/admin/accounts/{userId}", who: "admin", summary: "Set a user's plan, billing-cycle anchor day and quota mode",
+		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}}, body: AccountBody{}, resp: accounts.Account{}},
+	{method: "GET", path: "/admin/accounts", who: "admin", summary: "List accounts",
+		params: []apiParam{pScope[0], {name: "plan", in: "query", typ: "string", desc: "only the accounts on this plan"}}, resp: AccountList{}},
+	{method: "GET", path: "/admin/accounts/{userId}", who: "admin", summary: "A user's account",
+		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}, {name: "tenantId", in: "query", typ: "string", desc: "global admins: the account's tenant (required)"}}, resp: accounts.Account{}},
+	{method: "DELETE", path: "/admin/accounts/{userId}", who: "admin", summary: "Delete a user's account (the default plan applies again)",
+		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}, {name: "tenantId", in: "query", typ: "string", desc: "global admins: the account's tenant (required)"}}, status: http.StatusNoContent},
 	{method: "GET", path: "/openapi.json", who: "public", summary: "This document"},
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/query"
 )
@@ -24,6 +25,7 @@ func TestOpenAPIMatchesTheRoutes(t *testing.T) {
 	srv := New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
 	srv.MountAnalytics(&Analytics{Query: fx.an.Query, Keys: fx.keys})
 	srv.MountEvents(&sink{}, ingest.Policy{}, KeyAuth(fx.keys, true))
+	srv.MountAccounts(&AccountsAPI{Store: accounts.New(fx.db)}, KeyAuth(fx.keys, true))
 	param := regexp.MustCompile(`:([A-Za-z]+)`)
 	registered := map[string]bool{}
 	for _, r := range srv.Echo().Routes() {

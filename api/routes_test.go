@@ -310,26 +310,33 @@ func TestHealthAtItsThresholds(t *testing.T) {
 func TestRateLimitAndQuotaCountRealUsage(t *testing.T) {
 	clock := time.Date(2026, 10, 25, 10, 20, 0, 0, time.UTC)
 	setClock(t, clock)
+	// Quota use is the period's recorded requests, less those a limit
+	// refused (429).
 	count := func(user string, from, to time.Time) uint64 {
-		return sum(where(func(r *ingest.Record) bool { return r.TenantID == fx.tenant && r.UserID == user && in(r, from, to) })).n
+		return sum(where(func(r *ingest.Record) bool {
+			return r.TenantID == fx.tenant && r.UserID == user && in(r, from, to) && r.StatusCode != 429
+		})).n
 	}
 	var rl RateLimitResponse
 	callJSON(t, "GET", BasePath+"/rate-limit", fx.userKey, nil, 200, &rl)
-	hour := count(fx.user, clock.Truncate(time.Hour), clock.Truncate(time.Hour).Add(time.Hour))
 	require.Equal(t, "free", rl.Plan)
 	require.Equal(t, uint64(100), *rl.Hourly.Limit)
-	require.Equal(t, hour, rl.Hourly.Used)
-	require.Equal(t, uint64(max(0, 100-int(hour))), *rl.Hourly.Remaining)
-	require.True(t, rl.Hourly.ResetAt.Equal(time.Date(2026, 10, 25, 11, 0, 0, 0, time.UTC)))
+	// The fixture's routes enforce nothing, so the window holds nothing;
+	// a request now would leave it at the end of its minute plus an hour.
+	require.Zero(t, rl.Hourly.Used)
+	require.Equal(t, uint64(100), *rl.Hourly.Remaining)
+	require.True(t, rl.Hourly.ResetAt.Equal(time.Date(2026, 10, 25, 11, 21, 0, 0, time.UTC)), rl.Hourly.ResetAt)
 
 	var qs []Limit
 	callJSON(t, "GET", BasePath+"/quota", fx.userKey, nil, 200, &qs)
 	require.Len(t, qs, 1)
 	month := count(fx.user, time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
+	require.Positive(t, month)
 	require.Equal(t, month, qs[0].Used)
 	require.Equal(t, uint64(1000), *qs[0].Limit)
 	require.InDelta(t, min(100, 100*float64(month)/1000), qs[0].PercentUsed, 1e-9)
 	require.True(t, qs[0].ResetAt.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)))
+	require.Equal(t, "hard", qs[0].Mode)
 
 	// An account on Pro with its cycle on the 24th.
 	require.NoError(t, fx.db.Exec(context.Background(), `INSERT INTO accounts (tenant_id, user_id, plan, billing_anchor_day, created_at, updated_at, version)
@@ -342,26 +349,16 @@ func TestRateLimitAndQuotaCountRealUsage(t *testing.T) {
 	callJSON(t, "GET", BasePath+"/rate-limit?userId="+fx.otherUser, fx.tenantAdminKey, nil, 200, &rl)
 	require.Equal(t, "pro", rl.Plan)
 	require.Equal(t, uint64(2000), *rl.Hourly.Limit)
-}
 
-func TestBillingPeriods(t *testing.T) {
-	d := func(y int, m time.Month, day int) time.Time { return time.Date(y, m, day, 0, 0, 0, 0, time.UTC) }
-	for _, c := range []struct {
-		now        time.Time
-		anchor     int
-		start, end time.Time
-	}{
-		{d(2026, 10, 25), 1, d(2026, 10, 1), d(2026, 11, 1)},
-		{d(2026, 1, 10), 15, d(2025, 12, 15), d(2026, 1, 15)},
-		{d(2026, 12, 20), 15, d(2026, 12, 15), d(2027, 1, 15)},
-		{d(2028, 2, 29), 31, d(2028, 2, 29), d(2028, 3, 31)}, // leap year: the 31st falls on the 29th
-		{d(2027, 2, 27), 31, d(2027, 1, 31), d(2027, 2, 28)},
-		{d(2027, 3, 30), 31, d(2027, 2, 28), d(2027, 3, 31)},
-	} {
-		s, e := billingPeriod(c.now, c.anchor)
-		require.Equal(t, c.start, s, "%s anchor %d", c.now, c.anchor)
-		require.Equal(t, c.end, e, "%s anchor %d", c.now, c.anchor)
-	}
+	// Enterprise is unlimited: /quota still says what was used.
+	require.NoError(t, fx.db.Exec(context.Background(), `INSERT INTO accounts (tenant_id, user_id, plan, billing_anchor_day, created_at, updated_at, version)
+		VALUES ({t:String}, {u:String}, 'enterprise', 1, now64(3), now64(3), 2)`, store.Named("t", fx.tenant), store.Named("u", fx.otherUser)))
+	callJSON(t, "GET", BasePath+"/quota?userId="+fx.otherUser, fx.tenantAdminKey, nil, 200, &qs)
+	require.True(t, qs[0].Unlimited)
+	require.Nil(t, qs[0].Limit)
+	require.Equal(t, count(fx.otherUser, time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)), qs[0].Used)
+	callJSON(t, "GET", BasePath+"/rate-limit?userId="+fx.otherUser, fx.tenantAdminKey, nil, 200, &rl)
+	require.True(t, rl.Hourly.Unlimited)
 }
 
 func later(a, b time.Time) time.Time {

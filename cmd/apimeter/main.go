@@ -25,6 +25,8 @@ Usage:
   apimeter generate [flags]          load generated demo traffic into the store
   apimeter loadgen [flags]           send synthetic traffic to Kafka at a target rate
   apimeter keys create|list|revoke   manage API keys through a running server
+  apimeter accounts set|get|list|delete
+                                     manage users' plans and billing days through a running server
   apimeter bench load [flags]        measure bulk-load rates
   apimeter bench query [flags]       measure the analytics routes and exports
   apimeter version                   print the version
@@ -74,6 +76,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return loadgen(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return keysCmd(ctx, args[1:], stdout, stderr)
+	case "accounts":
+		return accountsCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		switch {
 		case len(args) >= 2 && args[1] == "load":

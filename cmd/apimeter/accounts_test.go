@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// adminAPI stands in for a server's accounts routes: it records what the
+// CLI sends and answers with a canned status and body.
+type adminAPI struct {
+	srv    *httptest.Server
+	status int
+	answer string
+	// What the last request carried.
+	method, path, rawPath, query, auth, contentType, body string
+}
+
+func newAdminAPI(t *testing.T) *adminAPI {
+	a := &adminAPI{status: http.StatusOK}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		require.NoError(t, err)
+		a.method, a.path, a.rawPath, a.query = r.Method, r.URL.Path, r.URL.EscapedPath(), r.URL.RawQuery
+		a.auth, a.contentType, a.body = r.Header.Get("Authorization"), r.Header.Get("Content-Type"), string(body)
+		if a.answer != "" {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.WriteHeader(a.status)
+		io.WriteString(w, a.answer)
+	}))
+	t.Cleanup(a.srv.Close)
+	t.Setenv("APIMETER_URL", "")
+	t.Setenv("APIMETER_KEY", "")
+	t.Setenv("APIMETER_ADMIN_KEY", "")
+	return a
+}
+
+// run runs `apimeter accounts args…` against the stand-in.
+func (a *adminAPI) run(args ...string) (string, string, error) {
+	var stdout, stderr bytes.Buffer
+	full := append([]string{"accounts"}, args...)
+	full = append(full, "--url", a.srv.URL+"/", "--key", "am_admin-key")
+	err := dispatch(context.Background(), full, &stdout, &stderr)
+	return stdout.String(), stderr.String(), err
+}
+
+const accountAnswer = `{"tenantId":"acme","userId":"u1@x.io","plan":"pro","billingAnchorDay":15,"quotaMode":"soft",` +
+	`"createdAt":"2026-11-03T09:30:00.123Z","updatedAt":"2026-11-04T10:00:00Z"}`
+
+func TestAccountsSet(t *testing.T) {
+	a := newAdminAPI(t)
+	a.answer = accountAnswer
+	out, _, err := a.run("set", "u1@x.io", "--plan", "pro", "--tenant", "acme", "--anchor-day", "15", "--quota-mode", "soft")
+	require.NoError(t, err)
+	require.Equal(t, http.MethodPut, a.method)
+	require.Equal(t, "/api/api-usage/admin/accounts/u1@x.io", a.path)
+	require.Equal(t, "Bearer am_admin-key", a.auth)
+	require.Equal(t, "application/json", a.contentType)
+	require.Empty(t, a.query)
+	require.JSONEq(t, `{"tenantId":"acme","plan":"pro","billingAnchorDay":15,"quotaMode":"soft"}`, a.body)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2)
+	require.Equal(t, []string{"TENANT", "USER", "PLAN", "ANCHOR", "DAY", "QUOTA", "MODE", "CREATED", "UPDATED"}, strings.Fields(lines[0]))
+	require.Equal(t, []string{"acme", "u1@x.io", "pro", "15", "soft", "2026-11-03T09:30:00.123Z", "2026-11-04T10:00:00Z"}, strings.Fields(lines[1]))
+
+	// Flags before the user; unset options stay out of the body, so the
+	// server's defaults apply; the key from the environment.
+	a.answer = `{"tenantId":"acme","userId":"u 2","plan":"free","billingAnchorDay":1,"quotaMode":"","createdAt":"x","updatedAt":"x"}`
+	t.Setenv("APIMETER_KEY", "am_env-key")
+	var stdout, stderr bytes.Buffer
+	err = dispatch(context.Background(), []string{"accounts", "set", "--url", a.srv.URL, "--plan", "free", "u 2"}, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+	require.Equal(t, "/api/api-usage/admin/accounts/u%202", a.rawPath)
+	require.Equal(t, "Bearer am_env-key", a.auth)
+	require.JSONEq(t, `{"plan":"free"}`, a.body)
+	require.Contains(t, stdout.String(), "(plan's)")
+
+	// --json prints the server's answer.
+	a.answer = accountAnswer
+	out, _, err = a.run("set", "u1@x.io", "--plan", "pro", "--json")
+	require.NoError(t, err)
+	require.JSONEq(t, accountAnswer, out)
+}
+
+func TestAccountsGetListDelete(t *testing.T) {
+	a := newAdminAPI(t)
+	a.answer = accountAnswer
+	out, _, err := a.run("get", "u1@x.io", "--tenant", "acme")
+	require.NoError(t, err)
+	require.Equal(t, http.MethodGet, a.method)
+	require.Equal(t, "/api/api-usage/admin/accounts/u1@x.io", a.path)
+	require.Equal(t, "tenantId=acme", a.query)
+	require.Equal(t, "Bearer am_admin-key", a.auth)
+	require.Empty(t, a.body)
+	require.Contains(t, out, "u1@x.io")
+
+	_, _, err = a.run("get", "u1@x.io")
+	require.NoError(t, err)
+	require.Empty(t, a.query, "a tenant admin's key needs no tenant")
+
+	a.answer = `{"accounts":[` + accountAnswer + `,{"tenantId":"globex","userId":"u9","plan":"free","billingAnchorDay":1,"quotaMode":"","createdAt":"c","updatedAt":"u"}]}`
+	out, _, err = a.run("list", "--tenant", "acme", "--plan", "pro")
+	require.NoError(t, err)
+	require.Equal(t, http.MethodGet, a.method)
+	require.Equal(t, "/api/api-usage/admin/accounts", a.path)
+	require.Equal(t, "plan=pro&tenantId=acme", a.query)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 3)
+	require.Equal(t, []string{"globex", "u9", "free", "1", "(plan's)", "c", "u"}, strings.Fields(lines[2]))
+	_, _, err = a.run("list")
+	require.NoError(t, err)
+	require.Empty(t, a.query)
+	out, _, err = a.run("list", "--json")
+	require.NoError(t, err)
+	require.JSONEq(t, a.answer, out)
+
+	a.status, a.answer = http.StatusNoContent, ""
+	out, _, err = a.run("delete", "u1@x.io", "--tenant", "acme")
+	require.NoError(t, err)
+	require.Equal(t, http.MethodDelete, a.method)
+	require.Equal(t, "/api/api-usage/admin/accounts/u1@x.io", a.path)
+	require.Equal(t, "tenantId=acme", a.query)
+	require.Equal(t, "Bearer am_admin-key", a.auth)
+	require.Empty(t, a.body)
+	require.Equal(t, "deleted the account of u1@x.io in tenant acme\n", out)
+	out, _, err = a.run("delete", "u1@x.io", "--json")
+	require.NoError(t, err)
+	var del map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &del))
+	require.Equal(t, true, del["deleted"])
+
+	// A success with a body that is not JSON is still an error.
+	a.status, a.answer = http.StatusOK, `{"oops`
+	_, _, err = a.run("delete", "u1@x.io")
+	require.Error(t, err)
+}
+
+func TestAccountsErrors(t *testing.T) {
+	a := newAdminAPI(t)
+	a.status = http.StatusNotFound
+	a.answer = `{"error":{"code":"not_found","message":"no account for user \"u1\" of tenant \"acme\""}}`
+	_, _, err := a.run("get", "u1")
+	require.EqualError(t, err, `accounts: no account for user "u1" of tenant "acme" (404 not_found)`)
+	_, _, err = a.run("delete", "u1")
+	require.ErrorContains(t, err, "404 not_found")
+
+	a.status = http.StatusBadRequest
+	a.answer = `{"error":{"code":"invalid_argument","message":"plan \"gold\": no such plan"}}`
+	_, _, err = a.run("set", "u1", "--plan", "gold")
+	require.ErrorContains(t, err, `plan "gold": no such plan`)
+
+	// Usage mistakes never reach the server.
+	a.method = ""
+	for _, args := range [][]string{
+		{},
+		{"frobnicate"},
+		{"set", "u1"},
+		{"set", "--plan", "pro"},
+		{"set", "u1", "u2", "--plan", "pro"},
+		{"get"},
+		{"delete"},
+		{"list", "u1"},
+		{"get", "u1", "--bogus"},
+	} {
+		_, stderr, err := a.run(args...)
+		require.Equal(t, exitCode(2), err, "%v", args)
+		require.Contains(t, stderr, "apimeter accounts set USER", "%v", args)
+	}
+	var stdout, stderr bytes.Buffer
+	err = dispatch(context.Background(), []string{"accounts", "list", "--url", a.srv.URL}, &stdout, &stderr)
+	require.ErrorContains(t, err, "no admin key")
+	require.Empty(t, a.method)
+}

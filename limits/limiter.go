@@ -1,0 +1,627 @@
+package limits
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+)
+
+// Account is what the limiter needs to know of a user: the plan's name,
+// the day of the month the billing period starts (1–31) and the quota
+// mode ("" for the plan's).
+type Account struct {
+	Plan      string
+	AnchorDay int
+	QuotaMode string
+}
+
+// Resolver says which account a user has; an application plugs its
+// billing system in here. A user without an account gets Account{}
+// (the default plan, calendar months).
+type Resolver interface {
+	Resolve(ctx context.Context, tenant, user string) (Account, error)
+}
+
+// ResolverFunc adapts a function to Resolver.
+type ResolverFunc func(ctx context.Context, tenant, user string) (Account, error)
+
+// Resolve calls f.
+func (f ResolverFunc) Resolve(ctx context.Context, tenant, user string) (Account, error) {
+	return f(ctx, tenant, user)
+}
+
+// UsageSource counts a user's requests in a period from the records kept
+// (ClickHouse): what seeds a quota counter, so a restart never resets
+// anyone's count, and what refreshes it with requests other services
+// recorded.
+type UsageSource interface {
+	PeriodUsage(ctx context.Context, tenant, user string, start, end time.Time) (uint64, error)
+}
+
+// Notices remembers which quota thresholds a user was told of in a
+// period, across restarts and replicas. Claim returns true for the one
+// caller that should send the notice for level: the first to claim a
+// level above every level claimed before.
+type Notices interface {
+	Claim(ctx context.Context, tenant, user string, period time.Time, level int) (bool, error)
+}
+
+// Event types.
+const (
+	EventRateLimitExceeded = "api.rate_limit.exceeded"
+	EventQuotaWarning      = "api.quota.warning"
+	EventQuotaExceeded     = "api.quota.exceeded"
+)
+
+// Event is something the limiter tells subscribers about.
+type Event struct {
+	Type   string         `json:"type"`
+	Time   time.Time      `json:"time"`
+	Tenant string         `json:"tenantId"`
+	User   string         `json:"userId"`
+	Data   map[string]any `json:"data"`
+}
+
+// WarningLevels are the quota thresholds notices go out at, in percent;
+// 100 is the exceeded notice.
+var WarningLevels = []int{80, 90, 95, 100}
+
+// Config configures a Limiter. Zero fields take the defaults in their
+// comments.
+type Config struct {
+	// Backend keeps the counters. Default: NewMemory(0).
+	Backend Backend
+	// Plans are the plans. Default: DefaultPlans().
+	Plans *Plans
+	// Resolver finds a user's account. Default: everyone on the default
+	// plan with calendar-month periods.
+	Resolver Resolver
+	// Usage seeds and refreshes quota counters. Default: none (counts
+	// start at zero).
+	Usage UsageSource
+	// RefreshInterval is how often an active quota counter is lifted to
+	// the recorded usage. Default 1 minute.
+	RefreshInterval time.Duration
+	// Notices keeps quota notices once per period. Default: in memory.
+	Notices Notices
+	// Clock is the time decisions are made at. Default: SystemClock.
+	Clock Clock
+	// IPLimit requests per IPWindow for calls without a user: the
+	// API_RATE_LIMIT_MAX_REQUESTS and API_RATE_LIMIT_WINDOW_MS fallback.
+	// Default 100 per minute.
+	IPLimit  uint64
+	IPWindow time.Duration
+	// FailClosed refuses requests (503) while the backend fails; the
+	// default lets them through. Either way the failure is counted.
+	FailClosed bool
+	// BreakerTimeout is how long the circuit breaker stays open after
+	// five failures in a row before it lets a decision try the backend
+	// again. Default 5 s.
+	BreakerTimeout time.Duration
+	// OnEvent receives events; it must not block for long.
+	OnEvent func(Event)
+	// Registerer receives the limiter's metrics. Default: none.
+	Registerer prometheus.Registerer
+	// Log is the logger. Default: slog.Default().
+	Log *slog.Logger
+}
+
+// Limiter makes the decisions.
+type Limiter struct {
+	cfg      Config
+	backend  Backend
+	plans    *Plans
+	breaker  *gobreaker.CircuitBreaker[bool]
+	seeding  sync.Map // seedKey → *seedCall
+	refresh  *shardMap[seedKey, int64]
+	levels   *shardMap[seedKey, int]
+	lastDeny *shardMap[Key, int64]
+
+	decisions *prometheus.CounterVec
+	failures  prometheus.Counter
+	notices   *prometheus.CounterVec
+}
+
+type seedKey struct {
+	Key    Key
+	Period int64
+}
+
+// New builds a limiter.
+func New(cfg Config) *Limiter {
+	if cfg.Backend == nil {
+		cfg.Backend = NewMemory(0)
+	}
+	if cfg.Plans == nil {
+		cfg.Plans = DefaultPlans()
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = ResolverFunc(func(context.Context, string, string) (Account, error) { return Account{}, nil })
+	}
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = time.Minute
+	}
+	if cfg.Notices == nil {
+		cfg.Notices = NewMemoryNotices()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.IPLimit == 0 {
+		cfg.IPLimit = 100
+	}
+	if cfg.IPWindow <= 0 {
+		cfg.IPWindow = time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.BreakerTimeout <= 0 {
+		cfg.BreakerTimeout = 5 * time.Second
+	}
+	l := &Limiter{
+		cfg: cfg, backend: cfg.Backend, plans: cfg.Plans,
+		refresh: newShardMap[seedKey, int64](), levels: newShardMap[seedKey, int](), lastDeny: newShardMap[Key, int64](),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apimeter_limit_decisions_total", Help: "Limit decisions, by outcome (allowed, denied, failed_open, failed_closed) and the policy that denied.",
+		}, []string{"outcome", "policy"}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apimeter_limit_backend_failures_total", Help: "Limit decisions the backend failed or the circuit breaker refused.",
+		}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apimeter_quota_notices_total", Help: "Quota notices sent, by level (80, 90, 95, 100).",
+		}, []string{"level"}),
+	}
+	l.breaker = gobreaker.NewCircuitBreaker[bool](gobreaker.Settings{
+		Name:        "limits-backend",
+		MaxRequests: 1,
+		Timeout:     cfg.BreakerTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 5 },
+		IsSuccessful: func(err error) bool {
+			return err == nil || errors.Is(err, context.Canceled) || errors.Is(err, ErrTooManyChecks)
+		},
+	})
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(l.decisions, l.failures, l.notices)
+	}
+	return l
+}
+
+// Plans are the limiter's plans.
+func (l *Limiter) Plans() *Plans { return l.plans }
+
+// Now is the limiter's clock.
+func (l *Limiter) Now() time.Time { return l.cfg.Clock.Now() }
+
+// What a decision applies.
+type scope uint8
+
+const (
+	scopeHourly       scope = 1 << iota // the plan's hourly limit
+	scopeQuota                          // the plan's quota
+	scopeEndpoints                      // the plan's limits for the request's endpoint
+	scopeAllEndpoints                   // every endpoint limit of the plan (status)
+	scopeIP                             // the per-address limit, for calls without a user
+)
+
+// Request is what a decision is about.
+type Request struct {
+	Tenant, User string
+	// IP is the client's address, for calls without a user.
+	IP string
+	// Method and Route are the request's method and route template.
+	Method, Route string
+	// Cost is what the request counts for (1 unless weighted; 0 reads
+	// the state without counting).
+	Cost uint64
+}
+
+// Decision is the outcome of one decision.
+type Decision struct {
+	Request
+	Plan    *Plan
+	Account Account
+	Allowed bool
+	// Failed says the backend could not decide; Allowed then follows the
+	// fail-open or fail-closed policy.
+	Failed bool
+	Checks []Check
+	States []State
+	// Denied is the index of the check that refused the request, -1 when
+	// none did.
+	Denied int
+	Now    time.Time
+}
+
+// Decide runs one decision over the plan's limits that scope names, and
+// any extra checks (explicit endpoint limits).
+func (l *Limiter) decide(ctx context.Context, r Request, sc scope, extra ...Check) (*Decision, error) {
+	now := l.cfg.Clock.Now()
+	d := &Decision{Request: r, Denied: -1, Now: now}
+	if r.User == "" { // unauthenticated: the per-address fallback only
+		d.Plan = &Plan{Name: "anonymous"}
+		if sc&scopeIP != 0 && r.IP != "" {
+			d.Checks = append(d.Checks, Check{Key: Key{Policy: "ip", User: r.IP}, Limit: l.cfg.IPLimit, Window: l.cfg.IPWindow})
+		}
+		d.Checks = append(d.Checks, extra...)
+		return d, l.take(ctx, d)
+	}
+	acct, err := l.cfg.Resolver.Resolve(ctx, r.Tenant, r.User)
+	if err != nil {
+		return nil, fmt.Errorf("resolve the plan of %s/%s: %w", r.Tenant, r.User, err)
+	}
+	d.Account, d.Plan = acct, l.plans.Resolve(acct.Plan)
+	p := d.Plan
+	if sc&scopeHourly != 0 && p.HourlyRequests > 0 {
+		d.Checks = append(d.Checks, Check{Key: Key{Policy: "hourly", Tenant: r.Tenant, User: r.User}, Limit: p.HourlyRequests, Window: time.Hour})
+	}
+	if sc&scopeQuota != 0 && p.MonthlyRequests > 0 {
+		start, end := BillingPeriod(now, acct.AnchorDay)
+		mode := p.QuotaMode
+		if acct.QuotaMode != "" {
+			mode = acct.QuotaMode
+		}
+		d.Checks = append(d.Checks, Check{Key: Key{Policy: "quota", Tenant: r.Tenant, User: r.User}, Limit: p.MonthlyRequests,
+			PeriodStart: start, PeriodEnd: end, Soft: mode == QuotaSoft})
+	}
+	if sc&(scopeEndpoints|scopeAllEndpoints) != 0 {
+		for _, e := range p.Endpoints {
+			if sc&scopeAllEndpoints != 0 || (e.Path == r.Route && (e.Method == "" || e.Method == r.Method)) {
+				d.Checks = append(d.Checks, endpointCheck(e, r.Tenant, r.User))
+			}
+		}
+	}
+	d.Checks = append(d.Checks, extra...)
+	return d, l.take(ctx, d)
+}
+
+func endpointCheck(e EndpointLimit, tenant, user string) Check {
+	name := "endpoint:" + e.Path
+	if e.Method != "" {
+		name = "endpoint:" + e.Method + " " + e.Path
+	}
+	return Check{Key: Key{Policy: name, Tenant: tenant, User: user}, Limit: e.Limit, Window: e.Window}
+}
+
+// take runs the decision's checks, seeding quota counters the backend
+// does not know yet, through the circuit breaker.
+func (l *Limiter) take(ctx context.Context, d *Decision) error {
+	d.States = make([]State, len(d.Checks))
+	if len(d.Checks) == 0 {
+		d.Allowed = true
+		return nil
+	}
+	_, err := l.breaker.Execute(func() (bool, error) {
+		for attempt := 0; ; attempt++ {
+			ok, err := l.backend.Take(ctx, d.Now, d.Checks, d.Cost, d.States)
+			if err != nil {
+				return false, err
+			}
+			d.Allowed = ok
+			seeded := false
+			for i, st := range d.States {
+				if !st.Unseeded {
+					continue
+				}
+				if attempt > 0 {
+					return false, fmt.Errorf("the quota counter of %s/%s did not take its seed", d.Checks[i].Key.Tenant, d.Checks[i].Key.User)
+				}
+				if err := l.seed(ctx, d.Checks[i]); err != nil {
+					return false, err
+				}
+				seeded = true
+			}
+			if !seeded {
+				return ok, nil
+			}
+		}
+	})
+	if err != nil {
+		l.failures.Inc()
+		d.Failed, d.Allowed = true, !l.cfg.FailClosed
+		outcome := "failed_open"
+		if l.cfg.FailClosed {
+			outcome = "failed_closed"
+		}
+		l.decisions.WithLabelValues(outcome, "").Inc()
+		return err
+	}
+	for i, st := range d.States {
+		if st.Denied && d.Denied < 0 {
+			d.Denied = i
+		}
+	}
+	if d.Cost > 0 {
+		if d.Allowed {
+			l.decisions.WithLabelValues("allowed", "").Inc()
+		} else if d.Denied >= 0 {
+			l.decisions.WithLabelValues("denied", policyLabel(d.Checks[d.Denied].Key.Policy)).Inc()
+		}
+	}
+	l.afterDecision(d)
+	return nil
+}
+
+func policyLabel(p string) string {
+	if len(p) > 9 && p[:9] == "endpoint:" {
+		return "endpoint"
+	}
+	return p
+}
+
+type seedCall struct {
+	done chan struct{}
+	err  error
+}
+
+// seed starts a quota counter from the recorded usage; concurrent
+// decisions for one counter wait for one query.
+func (l *Limiter) seed(ctx context.Context, c Check) error {
+	k := seedKey{c.Key, c.PeriodStart.UnixNano()}
+	call := &seedCall{done: make(chan struct{})}
+	if v, loaded := l.seeding.LoadOrStore(k, call); loaded {
+		other := v.(*seedCall)
+		select {
+		case <-other.done:
+			return other.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer func() {
+		close(call.done)
+		l.seeding.Delete(k)
+	}()
+	var used uint64
+	if l.cfg.Usage != nil {
+		u, err := l.cfg.Usage.PeriodUsage(ctx, c.Key.Tenant, c.Key.User, c.PeriodStart, c.PeriodEnd)
+		if err != nil {
+			call.err = fmt.Errorf("seed the quota of %s/%s: %w", c.Key.Tenant, c.Key.User, err)
+			return call.err
+		}
+		used = u
+	}
+	call.err = l.backend.Raise(ctx, c.Key, c.PeriodStart, c.PeriodEnd, used)
+	l.refresh.update(k, func(int64, bool) (int64, bool) { return l.cfg.Clock.Now().UnixNano(), true })
+	return call.err
+}
+
+// afterDecision refreshes active quota counters now and then and sends
+// the notices a decision crossed.
+func (l *Limiter) afterDecision(d *Decision) {
+	for i, c := range d.Checks {
+		st := d.States[i]
+		if c.Window > 0 {
+			if st.Denied && d.Cost > 0 {
+				l.rateLimited(d, c, st)
+			}
+			continue
+		}
+		if st.Unseeded {
+			continue
+		}
+		k := seedKey{c.Key, c.PeriodStart.UnixNano()}
+		if l.cfg.Usage != nil {
+			now := d.Now.UnixNano()
+			due := false
+			l.refresh.update(k, func(at int64, ok bool) (int64, bool) {
+				if ok && now-at < int64(l.cfg.RefreshInterval) {
+					return at, true
+				}
+				due = true
+				return now, true
+			})
+			if due {
+				go l.refreshQuota(c)
+			}
+		}
+		if d.Cost > 0 {
+			l.quotaNotice(d, c, st)
+		}
+	}
+}
+
+func (l *Limiter) refreshQuota(c Check) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	used, err := l.cfg.Usage.PeriodUsage(ctx, c.Key.Tenant, c.Key.User, c.PeriodStart, c.PeriodEnd)
+	if err == nil {
+		err = l.backend.Raise(ctx, c.Key, c.PeriodStart, c.PeriodEnd, used)
+	}
+	if err != nil {
+		l.cfg.Log.Warn("refresh quota usage", "tenantId", c.Key.Tenant, "userId", c.Key.User, "err", err)
+	}
+}
+
+// quotaNotice sends the highest threshold a quota crossed, once per
+// user, period and threshold.
+func (l *Limiter) quotaNotice(d *Decision, c Check, st State) {
+	used := st.Used
+	if st.Denied {
+		used = max(used, c.Limit) // a refused request means the quota is spent
+	}
+	level := 0
+	for _, lv := range WarningLevels {
+		if used*100 >= uint64(lv)*c.Limit {
+			level = lv
+		}
+	}
+	if level == 0 {
+		return
+	}
+	k := seedKey{c.Key, c.PeriodStart.UnixNano()}
+	fresh := false
+	l.levels.update(k, func(old int, _ bool) (int, bool) {
+		if level > old {
+			fresh = true
+			return level, true
+		}
+		return old, true
+	})
+	if !fresh {
+		return
+	}
+	// Claimed in line, in order: a crossing happens four times a period
+	// at most, and a later level must not be claimed before an earlier.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ok, err := l.cfg.Notices.Claim(ctx, c.Key.Tenant, c.Key.User, c.PeriodStart, level)
+	if err != nil && ok {
+		l.cfg.Log.Warn("record quota notice", "tenantId", c.Key.Tenant, "userId", c.Key.User, "level", level, "err", err)
+	} else if err != nil {
+		l.cfg.Log.Warn("claim quota notice", "tenantId", c.Key.Tenant, "userId", c.Key.User, "level", level, "err", err)
+		l.levels.update(k, func(int, bool) (int, bool) { return 0, false }) // try again on the next request
+		return
+	}
+	if !ok {
+		return
+	}
+	typ := EventQuotaWarning
+	if level >= 100 {
+		typ = EventQuotaExceeded
+	}
+	l.notices.WithLabelValues(fmt.Sprint(level)).Inc()
+	data := map[string]any{
+		"threshold": level, "used": used, "limit": c.Limit, "percentUsed": percent(used, c.Limit),
+		"plan": d.Plan.Name, "periodStart": c.PeriodStart, "resetAt": c.PeriodEnd, "quotaMode": modeOf(c),
+	}
+	if u := upgradeOf(d.Plan, l.plans.Next(d.Plan)); u != nil {
+		data["upgrade"] = u
+	}
+	l.emit(Event{Type: typ, Time: d.Now, Tenant: c.Key.Tenant, User: c.Key.User, Data: data})
+}
+
+func modeOf(c Check) string {
+	if c.Soft {
+		return QuotaSoft
+	}
+	return QuotaHard
+}
+
+// rateLimited sends api.rate_limit.exceeded, at most once a minute per
+// user and policy.
+func (l *Limiter) rateLimited(d *Decision, c Check, st State) {
+	now := d.Now.UnixNano()
+	first := false
+	l.lastDeny.update(c.Key, func(at int64, ok bool) (int64, bool) {
+		if ok && now-at < int64(time.Minute) {
+			return at, true
+		}
+		first = true
+		return now, true
+	})
+	if !first {
+		return
+	}
+	data := map[string]any{
+		"policy": c.Key.Policy, "limit": c.Limit, "windowSeconds": int64(c.Window / time.Second),
+		"retryAfterSeconds": ceilSeconds(st.RetryAfter), "plan": d.Plan.Name, "endpoint": d.Route, "method": d.Method,
+	}
+	if u := upgradeOf(d.Plan, l.plans.Next(d.Plan)); u != nil {
+		data["upgrade"] = u
+	}
+	l.emit(Event{Type: EventRateLimitExceeded, Time: d.Now, Tenant: c.Key.Tenant, User: c.Key.User, Data: data})
+}
+
+func (l *Limiter) emit(e Event) {
+	if l.cfg.OnEvent != nil {
+		l.cfg.OnEvent(e)
+	}
+}
+
+// Upgrade is the plan a refused or warned user could move to.
+type Upgrade struct {
+	Plan            string `json:"plan"`
+	HourlyRequests  uint64 `json:"hourlyRequests"`  // 0: unlimited
+	MonthlyRequests uint64 `json:"monthlyRequests"` // 0: unlimited
+	Message         string `json:"message"`
+}
+
+func upgradeOf(p, next *Plan) *Upgrade {
+	if p == nil || next == nil {
+		return nil
+	}
+	amount := func(n uint64, per string) string {
+		if n == 0 {
+			return "unlimited requests"
+		}
+		return thousands(n) + " requests " + per
+	}
+	return &Upgrade{Plan: next.Name, HourlyRequests: next.HourlyRequests, MonthlyRequests: next.MonthlyRequests,
+		Message: fmt.Sprintf("Upgrade to %s for %s and %s.", next.Name, amount(next.HourlyRequests, "an hour"), amount(next.MonthlyRequests, "a month"))}
+}
+
+func thousands(n uint64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func percent(used, limit uint64) float64 {
+	if limit == 0 {
+		return 0
+	}
+	return min(100, float64(used)*100/float64(limit))
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// Run sweeps idle bookkeeping (and an in-memory backend's idle counters)
+// every minute until ctx ends.
+func (l *Limiter) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			l.Sweep()
+		}
+	}
+}
+
+// Sweep drops bookkeeping of periods that are over and counters nobody
+// uses.
+func (l *Limiter) Sweep() {
+	now := l.cfg.Clock.Now()
+	if m, ok := l.backend.(*Memory); ok {
+		m.Sweep(now)
+	}
+	old := now.Add(-35 * 24 * time.Hour).UnixNano()
+	l.refresh.prune(func(k seedKey, at int64) bool { return at < now.Add(-time.Hour).UnixNano() })
+	l.levels.prune(func(k seedKey, _ int) bool { return k.Period < old })
+	l.lastDeny.prune(func(_ Key, at int64) bool { return at < now.Add(-time.Minute).UnixNano() })
+}
+
+// Status reads a user's limits without counting anything: the hourly
+// limit, the quota and every endpoint limit of the plan, as the headers
+// of a request made now would show them.
+func (l *Limiter) Status(ctx context.Context, tenant, user string) (*Decision, error) {
+	d, err := l.decide(ctx, Request{Tenant: tenant, User: user}, scopeHourly|scopeQuota|scopeAllEndpoints)
+	if d != nil && d.Failed {
+		return nil, err
+	}
+	return d, err
+}
+
+// Usage is the recorded usage of a period (0 without a UsageSource).
+func (l *Limiter) Usage(ctx context.Context, tenant, user string, start, end time.Time) (uint64, error) {
+	if l.cfg.Usage == nil {
+		return 0, nil
+	}
+	return l.cfg.Usage.PeriodUsage(ctx, tenant, user, start, end)
+}

@@ -1,0 +1,272 @@
+package limits
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Identity finds the caller of a request: its tenant and user, "" for
+// an unauthenticated call.
+type Identity func(c echo.Context) (tenant, user string)
+
+// ContextIdentity reads the echo context values "tenantId" and "userId"
+// that an auth middleware sets (apimeter's own does).
+func ContextIdentity(c echo.Context) (string, string) {
+	t, _ := c.Get("tenantId").(string)
+	u, _ := c.Get("userId").(string)
+	return t, u
+}
+
+// MiddlewareConfig configures the middleware of a Limiter.
+type MiddlewareConfig struct {
+	// Identity finds the caller. Default: ContextIdentity.
+	Identity Identity
+	// Skip exempts requests (say, operators' keys). Default: none.
+	Skip func(c echo.Context) bool
+	// Cost is what a request counts for. Default: 1.
+	Cost func(c echo.Context) uint64
+}
+
+// Middleware makes echo middleware from a limiter.
+type Middleware struct {
+	l   *Limiter
+	cfg MiddlewareConfig
+}
+
+// Middleware is the limiter's echo middleware.
+func (l *Limiter) Middleware(cfg MiddlewareConfig) *Middleware {
+	if cfg.Identity == nil {
+		cfg.Identity = ContextIdentity
+	}
+	return &Middleware{l: l, cfg: cfg}
+}
+
+// Enforce applies all of a caller's limits in one decision: the plan's
+// hourly limit, its quota and its limits for the request's endpoint;
+// calls without a user get the per-address fallback. Nothing is counted
+// against one limit when another refuses the request.
+func (m *Middleware) Enforce() echo.MiddlewareFunc {
+	return m.handler(scopeHourly|scopeQuota|scopeEndpoints|scopeIP, nil)
+}
+
+// PlanRateLimit applies the plan's hourly limit, per user.
+func (m *Middleware) PlanRateLimit() echo.MiddlewareFunc {
+	return m.handler(scopeHourly|scopeEndpoints, nil)
+}
+
+// EnforceQuota applies the plan's quota for the billing period: a 429
+// past it under a hard quota; a soft quota lets requests through and
+// says so in the headers and events.
+func (m *Middleware) EnforceQuota() echo.MiddlewareFunc {
+	return m.handler(scopeQuota, nil)
+}
+
+// IPRateLimit applies the per-address fallback limit to calls without a
+// user (API_RATE_LIMIT_MAX_REQUESTS per API_RATE_LIMIT_WINDOW_MS).
+func (m *Middleware) IPRateLimit() echo.MiddlewareFunc {
+	return m.handler(scopeIP, nil)
+}
+
+// EndpointRateLimit limits a route to n requests in any window, per
+// user (per address for calls without one):
+//
+//	e.POST("/api/bulk-operation", h, mw.EndpointRateLimit("/api/bulk-operation", 5, time.Minute))
+func (m *Middleware) EndpointRateLimit(path string, n int, window time.Duration) echo.MiddlewareFunc {
+	if n <= 0 || window < time.Second {
+		panic(fmt.Sprintf("limits: EndpointRateLimit(%q, %d, %s): want n > 0 and a window of 1s or more", path, n, window))
+	}
+	e := EndpointLimit{Path: path, Limit: uint64(n), Window: window}
+	return m.handler(0, &e)
+}
+
+func (m *Middleware) handler(sc scope, explicit *EndpointLimit) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if m.cfg.Skip != nil && m.cfg.Skip(c) {
+				return next(c)
+			}
+			tenant, user := m.cfg.Identity(c)
+			r := Request{Tenant: tenant, User: user, Method: c.Request().Method, Route: c.Path(), Cost: 1}
+			if user == "" {
+				r.IP = c.RealIP()
+			}
+			if m.cfg.Cost != nil {
+				r.Cost = m.cfg.Cost(c)
+			}
+			var extra []Check
+			if explicit != nil {
+				who := user
+				if who == "" {
+					who = "ip:" + r.IP
+				}
+				extra = append(extra, endpointCheck(*explicit, tenant, who))
+			}
+			d, err := m.l.decide(c.Request().Context(), r, sc, extra...)
+			if d == nil { // the account could not be resolved
+				return err
+			}
+			if d.Failed {
+				m.l.cfg.Log.Warn("limits backend failed", "failClosed", m.l.cfg.FailClosed, "err", err)
+				if !d.Allowed {
+					c.Response().Header().Set("Retry-After", "1")
+					return echo.NewHTTPError(http.StatusServiceUnavailable, "limits are unavailable; try again shortly").SetInternal(errLimitsUnavailable)
+				}
+				return next(c)
+			}
+			WriteHeaders(c.Response().Header(), d)
+			if !d.Allowed {
+				return Refuse(c, d, m.l.plans)
+			}
+			return next(c)
+		}
+	}
+}
+
+var errLimitsUnavailable = errors.New("limits unavailable")
+
+// WriteHeaders sets a decision's headers: X-RateLimit-* for the window
+// with the least room left, X-Quota-* for the quota (ISO 8601 UTC
+// resets), and the IETF RateLimit-Policy and RateLimit fields naming
+// every policy. Headers of an earlier decision on the same response
+// are kept when they show less room.
+func WriteHeaders(h http.Header, d *Decision) {
+	win := -1
+	var winRem uint64
+	for i, c := range d.Checks {
+		st := d.States[i]
+		rem := st.Remaining(c.Limit)
+		if c.Window > 0 {
+			if win < 0 || rem < winRem || (st.Denied && !d.States[win].Denied) {
+				win, winRem = i, rem
+			}
+			h.Add("RateLimit-Policy", fmt.Sprintf("%s;q=%d;w=%d", sfString(c.Key.Policy), c.Limit, int64(c.Window/time.Second)))
+		} else {
+			h.Add("RateLimit-Policy", fmt.Sprintf("%s;q=%d;w=%d", sfString(c.Key.Policy), c.Limit, int64(c.PeriodEnd.Sub(c.PeriodStart)/time.Second)))
+			h.Set("X-Quota-Limit", strconv.FormatUint(c.Limit, 10))
+			h.Set("X-Quota-Remaining", strconv.FormatUint(rem, 10))
+			h.Set("X-Quota-Reset", isoUTC(c.PeriodEnd))
+		}
+		h.Add("RateLimit", fmt.Sprintf("%s;r=%d;t=%d", sfString(c.Key.Policy), rem, ceilSeconds(st.Reset.Sub(d.Now))))
+	}
+	if win >= 0 {
+		if old, err := strconv.ParseUint(h.Get("X-RateLimit-Remaining"), 10, 64); err == nil && old < winRem {
+			return
+		}
+		c, st := d.Checks[win], d.States[win]
+		h.Set("X-RateLimit-Limit", strconv.FormatUint(c.Limit, 10))
+		h.Set("X-RateLimit-Remaining", strconv.FormatUint(winRem, 10))
+		h.Set("X-RateLimit-Reset", isoUTC(st.Reset))
+	}
+}
+
+// isoUTC formats a reset time in whole seconds, rounded up so a client
+// that waits until then finds room.
+func isoUTC(t time.Time) string { return ceilSecond(t).Format("2006-01-02T15:04:05Z") }
+
+func ceilSecond(t time.Time) time.Time {
+	if r := t.Truncate(time.Second); r.Before(t) {
+		t = r.Add(time.Second)
+	}
+	return t.UTC()
+}
+
+// sfString is a structured-field string: quoted, with " and \ escaped
+// and characters outside printable ASCII dropped.
+func sfString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r >= 0x20 && r < 0x7f:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// LimitState is one limit as responses show it.
+type LimitState struct {
+	Name          string     `json:"name"`
+	Limit         *uint64    `json:"limit"` // null when unlimited
+	Used          uint64     `json:"used"`
+	Remaining     *uint64    `json:"remaining"` // null when unlimited
+	PercentUsed   float64    `json:"percentUsed"`
+	Window        string     `json:"window,omitempty"`
+	WindowSeconds int64      `json:"windowSeconds,omitempty"`
+	PeriodStart   *time.Time `json:"periodStart,omitempty"`
+	ResetAt       time.Time  `json:"resetAt"`
+	Unlimited     bool       `json:"unlimited"`
+	Mode          string     `json:"mode,omitempty"` // quotas: hard or soft
+}
+
+// StateOf shows check i of a decision.
+func StateOf(d *Decision, i int) LimitState {
+	c, st := d.Checks[i], d.States[i]
+	lim, rem := c.Limit, st.Remaining(c.Limit)
+	s := LimitState{Name: c.Key.Policy, Limit: &lim, Used: st.Used, Remaining: &rem, PercentUsed: percent(st.Used, c.Limit),
+		ResetAt: st.Reset.UTC()}
+	if c.Window > 0 {
+		s.Window, s.WindowSeconds = durationName(c.Window), int64(c.Window/time.Second)
+		s.ResetAt = ceilSecond(st.Reset)
+	} else {
+		start := c.PeriodStart.UTC()
+		s.PeriodStart, s.Mode = &start, modeOf(c)
+		s.Name = "monthly_requests"
+	}
+	return s
+}
+
+func durationName(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	}
+	return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+}
+
+// Refusal is the body of a 429.
+type Refusal struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	Limit             LimitState `json:"limit"`
+	RetryAfterSeconds int64      `json:"retryAfterSeconds"`
+	Plan              string     `json:"plan"`
+	Upgrade           *Upgrade   `json:"upgrade,omitempty"`
+}
+
+// Refuse answers a refused request: 429, Retry-After in seconds, and a
+// body naming the limit, the plan and the next plan up.
+func Refuse(c echo.Context, d *Decision, plans *Plans) error {
+	i := max(d.Denied, 0)
+	ch, st := d.Checks[i], d.States[i]
+	var r Refusal
+	r.Limit = StateOf(d, i)
+	r.Plan = d.Plan.Name
+	r.RetryAfterSeconds = max(ceilSeconds(st.RetryAfter), 1)
+	if d.User != "" {
+		r.Upgrade = upgradeOf(d.Plan, plans.Next(d.Plan))
+	}
+	if ch.Window > 0 {
+		r.Error.Code = "rate_limit_exceeded"
+		r.Error.Message = fmt.Sprintf("%s limit reached: %s requests per %s; retry in %d s", ch.Key.Policy, thousands(ch.Limit), durationName(ch.Window), r.RetryAfterSeconds)
+	} else {
+		r.Error.Code = "quota_exceeded"
+		r.Error.Message = fmt.Sprintf("monthly quota of %s requests used up; it resets at %s", thousands(ch.Limit), isoUTC(ch.PeriodEnd))
+	}
+	c.Response().Header().Set("Retry-After", strconv.FormatInt(r.RetryAfterSeconds, 10))
+	return c.JSON(http.StatusTooManyRequests, r)
+}
