@@ -32,7 +32,7 @@ func KeyAuth(keys Authenticator, admin bool) echo.MiddlewareFunc {
 			if admin && !p.Admin() {
 				return Errorf(http.StatusForbidden, "permission_denied", "this route needs an admin key")
 			}
-			c.Set(principalKey, p)
+			setPrincipal(c, p)
 			return next(c)
 		}
 	}
@@ -51,7 +51,7 @@ func OptionalKeyAuth(keys Authenticator) echo.MiddlewareFunc {
 			if err != nil {
 				return err
 			}
-			c.Set(principalKey, p)
+			setPrincipal(c, p)
 			return next(c)
 		}
 	}
@@ -70,6 +70,22 @@ func authenticate(c echo.Context, keys Authenticator) (auth.Principal, error) {
 		return auth.Principal{}, Errorf(http.StatusUnauthorized, "unauthenticated", "%v", err)
 	}
 	return auth.Principal{}, err
+}
+
+// setPrincipal puts the caller on the request, and its tenant, user and
+// key id as the context values usage tracking and limits read.
+func setPrincipal(c echo.Context, p auth.Principal) {
+	c.Set(principalKey, p)
+	c.Set("tenantId", p.Tenant)
+	c.Set("userId", p.User)
+	c.Set("apiKeyId", p.KeyID)
+}
+
+// IsAdmin says the request's key is an admin's: operators are not held
+// to plan limits on apimeter's own API.
+func IsAdmin(c echo.Context) bool {
+	p, ok := principal(c)
+	return ok && p.Admin()
 }
 
 // principal is the caller, set by KeyAuth.

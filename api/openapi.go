@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/auth"
+	"github.com/apimeter/apimeter/limits"
 )
 
 // The OpenAPI 3 document is built from the handlers' own request and
@@ -69,7 +71,7 @@ var apiRoutes = []apiRoute{
 			{name: "limit", in: "query", typ: "integer", desc: "top endpoints, 1-100, default 10"},
 		}), resp: StatsResponse{}},
 	{method: "POST", path: "/time-series", who: "user", summary: "Series of points, gaps filled with zeros", body: SeriesBody{}, resp: SeriesJSON{}},
-	{method: "GET", path: "/rate-limit", who: "user", summary: "The hourly limit and its use", params: pScope, resp: RateLimitResponse{}},
+	{method: "GET", path: "/rate-limit", who: "user", summary: "The hourly limit (a sliding hour) and the plan's endpoint limits, as the limit headers count them", params: pScope, resp: RateLimitResponse{}},
 	{method: "GET", path: "/quota", who: "user", summary: "The quotas of the current billing period", params: pScope, resp: []Limit{}},
 	{method: "POST", path: "/export", who: "user", summary: "A streamed download in Arrow IPC stream, CSV, JSON or NDJSON", body: ExportBody{}, download: true},
 	{method: "GET", path: "/endpoints/{endpoint}/analytics", who: "user", summary: "One endpoint's latency, errors, status codes, methods and series",
@@ -171,7 +173,19 @@ func OpenAPI() map[string]any {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
 		}
 		errRef := map[string]any{"description": "An error", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/ErrorBody"}}}}
-		op["responses"] = map[string]any{strconv.Itoa(status): ok, "4XX": errRef}
+		responses := map[string]any{strconv.Itoa(status): ok, "4XX": errRef}
+		if r.who != "admin" { // limited routes (admins are exempt)
+			headers := limitHeaders()
+			if h, ok := ok["headers"].(map[string]any); ok {
+				maps.Copy(headers, h)
+			}
+			ok["headers"] = headers
+			refused := limitHeaders()
+			refused["Retry-After"] = map[string]any{"description": "seconds until the request would fit", "schema": map[string]any{"type": "integer"}}
+			responses["429"] = map[string]any{"description": "A rate limit or the quota refused the request", "headers": refused,
+				"content": map[string]any{"application/json": map[string]any{"schema": sg.schema(reflect.TypeOf(limits.Refusal{}))}}}
+		}
+		op["responses"] = responses
 		item, _ := paths[r.path].(map[string]any)
 		if item == nil {
 			item = map[string]any{}
@@ -193,6 +207,19 @@ func OpenAPI() map[string]any {
 		},
 		"security": []any{map[string]any{"bearer": []any{}}},
 	}
+}
+
+// limitHeaders are the headers of a limited response.
+func limitHeaders() map[string]any {
+	h := map[string]any{}
+	for name, desc := range map[string]string{
+		limits.HeaderLimit: "the window's limit", limits.HeaderRemaining: "what is left of it", limits.HeaderReset: "when it next gives room back (ISO 8601 UTC)",
+		limits.HeaderQuotaLimit: "the billing period's quota", limits.HeaderQuotaRemaining: "what is left of it", limits.HeaderQuotaReset: "when the period ends (ISO 8601 UTC)",
+		limits.HeaderPolicy: "every policy: name;q=limit;w=window seconds", limits.HeaderRateLimit: "every policy: name;r=remaining;t=seconds to reset",
+	} {
+		h[name] = map[string]any{"description": desc, "schema": map[string]any{"type": "string"}}
+	}
+	return h
 }
 
 func operationID(r apiRoute) string {

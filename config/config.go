@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/store"
 )
 
@@ -52,6 +53,10 @@ type Config struct {
 	AdminKey string
 	// PlansFile is APIMETER_PLANS_FILE, plans and limits overriding the defaults.
 	PlansFile string
+	// LimitsFail is APIMETER_LIMITS_FAIL: what a limit decision does while
+	// its store (Redis) fails: "open" lets requests through, "closed"
+	// answers 503. Default "open".
+	LimitsFail string
 	// ExportMaxRows is APIMETER_EXPORT_MAX_ROWS: larger exports are
 	// refused with a 400. Default 10000000.
 	ExportMaxRows int
@@ -124,6 +129,7 @@ func Default() Config {
 		DedupMaxIDs:              1_000_000,
 		ExportMaxRows:            10_000_000,
 		EmbeddedKafkaAddr:        "127.0.0.1:9092",
+		LimitsFail:               "open",
 		RateLimitWindow:          60 * time.Second,
 		RateLimitMaxRequests:     100,
 		RetentionDays:            90,
@@ -169,6 +175,7 @@ func Parse(getenv func(string) string) (Config, error) {
 	p.str("REDIS_URL", &c.RedisURL)
 	p.str("APIMETER_ADMIN_KEY", &c.AdminKey)
 	p.str("APIMETER_PLANS_FILE", &c.PlansFile)
+	p.str("APIMETER_LIMITS_FAIL", &c.LimitsFail)
 	p.integer("APIMETER_EXPORT_MAX_ROWS", &c.ExportMaxRows)
 	p.str("ALERT_WEBHOOK_URL", &c.AlertWebhookURL)
 	p.str("SMTP_URL", &c.SMTPURL)
@@ -268,9 +275,12 @@ func (c Config) Validate() error {
 		bad("APIMETER_ADMIN_KEY", "too short: use at least 16 random characters")
 	}
 	if c.PlansFile != "" {
-		if _, err := os.Stat(c.PlansFile); err != nil {
+		if _, err := limits.LoadPlans(c.PlansFile); err != nil {
 			bad("APIMETER_PLANS_FILE", "%v", err)
 		}
+	}
+	if c.LimitsFail != "open" && c.LimitsFail != "closed" {
+		bad("APIMETER_LIMITS_FAIL", "%q: want open or closed", c.LimitsFail)
 	}
 	if c.OpsAlertEmail != "" {
 		if _, err := mail.ParseAddress(c.OpsAlertEmail); err != nil {

@@ -145,24 +145,46 @@ func WriteHeaders(h http.Header, d *Decision) {
 			if win < 0 || rem < winRem || (st.Denied && !d.States[win].Denied) {
 				win, winRem = i, rem
 			}
-			h.Add("RateLimit-Policy", fmt.Sprintf("%s;q=%d;w=%d", sfString(c.Key.Policy), c.Limit, int64(c.Window/time.Second)))
+			h[HeaderPolicy] = append(h[HeaderPolicy], fmt.Sprintf("%s;q=%d;w=%d", sfString(c.Key.Policy), c.Limit, int64(c.Window/time.Second)))
 		} else {
-			h.Add("RateLimit-Policy", fmt.Sprintf("%s;q=%d;w=%d", sfString(c.Key.Policy), c.Limit, int64(c.PeriodEnd.Sub(c.PeriodStart)/time.Second)))
-			h.Set("X-Quota-Limit", strconv.FormatUint(c.Limit, 10))
-			h.Set("X-Quota-Remaining", strconv.FormatUint(rem, 10))
-			h.Set("X-Quota-Reset", isoUTC(c.PeriodEnd))
+			h[HeaderPolicy] = append(h[HeaderPolicy], fmt.Sprintf("%s;q=%d;w=%d", sfString(c.Key.Policy), c.Limit, int64(c.PeriodEnd.Sub(c.PeriodStart)/time.Second)))
+			h[HeaderQuotaLimit] = []string{strconv.FormatUint(c.Limit, 10)}
+			h[HeaderQuotaRemaining] = []string{strconv.FormatUint(rem, 10)}
+			h[HeaderQuotaReset] = []string{isoUTC(c.PeriodEnd)}
 		}
-		h.Add("RateLimit", fmt.Sprintf("%s;r=%d;t=%d", sfString(c.Key.Policy), rem, ceilSeconds(st.Reset.Sub(d.Now))))
+		h[HeaderRateLimit] = append(h[HeaderRateLimit], fmt.Sprintf("%s;r=%d;t=%d", sfString(c.Key.Policy), rem, ceilSeconds(st.Reset.Sub(d.Now))))
 	}
 	if win >= 0 {
-		if old, err := strconv.ParseUint(h.Get("X-RateLimit-Remaining"), 10, 64); err == nil && old < winRem {
+		if old, err := strconv.ParseUint(Header(h, HeaderRemaining), 10, 64); err == nil && old < winRem {
 			return
 		}
 		c, st := d.Checks[win], d.States[win]
-		h.Set("X-RateLimit-Limit", strconv.FormatUint(c.Limit, 10))
-		h.Set("X-RateLimit-Remaining", strconv.FormatUint(winRem, 10))
-		h.Set("X-RateLimit-Reset", isoUTC(st.Reset))
+		h[HeaderLimit] = []string{strconv.FormatUint(c.Limit, 10)}
+		h[HeaderRemaining] = []string{strconv.FormatUint(winRem, 10)}
+		h[HeaderReset] = []string{isoUTC(st.Reset)}
 	}
+}
+
+// The limit headers, spelled as the product contract spells them (Go
+// would write X-Ratelimit-Limit through Header.Set; they are set as
+// they are, and HTTP readers match them in any case).
+const (
+	HeaderLimit          = "X-RateLimit-Limit"
+	HeaderRemaining      = "X-RateLimit-Remaining"
+	HeaderReset          = "X-RateLimit-Reset"
+	HeaderQuotaLimit     = "X-Quota-Limit"
+	HeaderQuotaRemaining = "X-Quota-Remaining"
+	HeaderQuotaReset     = "X-Quota-Reset"
+	HeaderPolicy         = "RateLimit-Policy"
+	HeaderRateLimit      = "RateLimit"
+)
+
+// Header reads a header set under its exact spelling (or Go's).
+func Header(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return h.Get(name)
 }
 
 // isoUTC formats a reset time in whole seconds, rounded up so a client

@@ -33,9 +33,23 @@ func NewRedis(client redis.UniversalClient, prefix string) *Redis {
 	return &Redis{client: client, prefix: prefix}
 }
 
-// DialRedis connects to a REDIS_URL (redis:// or rediss://) with short
-// timeouts: a limiter that waits long is worse than one that fails.
+// DialRedis connects to a REDIS_URL and checks the server answers.
 func DialRedis(ctx context.Context, url string) (*redis.Client, error) {
+	c, err := RedisClient(url)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis %s: %w", c.Options().Addr, err)
+	}
+	return c, nil
+}
+
+// RedisClient is a client for a REDIS_URL (redis:// or rediss://) with
+// short timeouts unless the URL sets them: a limiter that waits long is
+// worse than one that fails.
+func RedisClient(url string) (*redis.Client, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
@@ -52,12 +66,7 @@ func DialRedis(ctx context.Context, url string) (*redis.Client, error) {
 	if !strings.Contains(url, "max_retries") {
 		opt.MaxRetries = 1
 	}
-	c := redis.NewClient(opt)
-	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("redis %s: %w", opt.Addr, err)
-	}
-	return c, nil
+	return redis.NewClient(opt), nil
 }
 
 func (r *Redis) key(k Key) string {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,11 +14,13 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/api"
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/config"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/ingest/producer"
+	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/query"
 	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
@@ -132,11 +135,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Metadata: func(echo.Context) map[string]string { return map[string]string{"service": "apimeter"} },
 	}))
 	keys := auth.NewStore(db, cfg.AdminKey)
+	lim, resolver, err := newLimiter(ctx, cfg, db, reg, log)
+	if err != nil {
+		return err
+	}
+	lctx, stopLimiter := context.WithCancel(context.Background())
+	g.Add(func() error { return lim.Run(lctx) }, func(error) { stopLimiter() })
+	// apimeter's own API is limited like any metered API: a user key by
+	// its plan, a call without a key by its address; admins are exempt.
+	limitMW := lim.Middleware(limits.MiddlewareConfig{Skip: api.IsAdmin})
 	srv.MountEvents(prod, ingest.Policy{Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour}, api.KeyAuth(keys, true))
 	srv.MountAnalytics(&api.Analytics{
 		Query: query.New(db, query.Limits{}), Keys: keys, Ingest: ingestStats, ExportMaxRows: uint64(cfg.ExportMaxRows),
 		Thresholds: query.Thresholds{Degraded: cfg.HealthDegradedThreshold, Unhealthy: cfg.HealthUnhealthyThreshold, Slow: cfg.SlowResponseThreshold},
+		Limits:     lim, Enforce: limitMW.Enforce(),
 	})
+	srv.MountAccounts(&api.AccountsAPI{
+		Store: accounts.New(db), ValidPlan: lim.Plans().Valid, Plans: lim.Plans().Names,
+		OnChange: resolver.Invalidate,
+	}, api.KeyAuth(keys, true))
 	if err := srv.Listen(); err != nil {
 		return err
 	}
@@ -183,4 +200,42 @@ func ingestConfig(cfg config.Config, brokers []string) ingest.Config {
 		DedupWindow: window, DedupMaxIDs: cfg.DedupMaxIDs,
 		Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
 	}
+}
+
+// newLimiter builds the limits of the API: plans from APIMETER_PLANS_FILE,
+// accounts and recorded usage from ClickHouse, counters in Redis when
+// REDIS_URL is set (shared by replicas) and in memory otherwise.
+func newLimiter(ctx context.Context, cfg config.Config, db store.Driver, reg prometheus.Registerer, log *slog.Logger) (*limits.Limiter, *limits.CachedResolver, error) {
+	plans := limits.DefaultPlans()
+	if cfg.PlansFile != "" {
+		var err error
+		if plans, err = limits.LoadPlans(cfg.PlansFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	ch := limits.ClickHouse{DB: db}
+	resolver := limits.NewCachedResolver(ch, 30*time.Second)
+	lc := limits.Config{
+		Plans: plans, Resolver: resolver, Usage: ch, Notices: limits.NewStoreNotices(ch),
+		IPLimit: uint64(cfg.RateLimitMaxRequests), IPWindow: cfg.RateLimitWindow, FailClosed: cfg.LimitsFail == "closed",
+		Registerer: reg, Log: log,
+		OnEvent: func(e limits.Event) {
+			log.Info("limits event", "type", e.Type, "tenantId", e.Tenant, "userId", e.User, "data", e.Data)
+		},
+	}
+	if cfg.RedisURL != "" {
+		rc, err := limits.RedisClient(cfg.RedisURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := rc.Ping(pctx).Err(); err != nil {
+			log.Warn("redis does not answer yet; limit decisions follow APIMETER_LIMITS_FAIL until it does", "addr", rc.Options().Addr, "err", err)
+		}
+		lc.Backend = limits.NewRedis(rc, "apimeter:")
+		lc.Notices = limits.NewRedisNotices(rc, "apimeter:", ch)
+		log.Info("limits in redis", "addr", rc.Options().Addr)
+	}
+	return limits.New(lc), resolver, nil
 }

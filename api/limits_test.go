@@ -1,0 +1,89 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/query"
+)
+
+// TestOwnAPIEnforcesLimits runs the analytics routes behind the limit
+// middleware, as serve does: a Free user's 101st request in an hour is
+// refused, every response's headers equal what /rate-limit and /quota
+// report, admins are exempt and calls without a key are limited by
+// address.
+func TestOwnAPIEnforcesLimits(t *testing.T) {
+	ch := limits.ClickHouse{DB: fx.db}
+	lim := limits.New(limits.Config{Usage: ch, Resolver: ch, IPLimit: 5})
+	srv := New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
+	srv.MountAnalytics(&Analytics{Query: query.New(fx.db, query.Limits{}), Keys: fx.keys, Limits: lim,
+		Enforce: lim.Middleware(limits.MiddlewareConfig{Skip: IsAdmin}).Enforce()})
+	do := func(target, key string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", target, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		req.RemoteAddr = "198.51.100.4:4000"
+		rec := httptest.NewRecorder()
+		srv.Echo().ServeHTTP(rec, req)
+		return rec
+	}
+	hdr := func(rec *httptest.ResponseRecorder, name string) string {
+		v := rec.Header()[name]
+		require.Len(t, v, 1, name)
+		return v[0]
+	}
+	for i := 1; i <= 100; i++ {
+		target := BasePath + "/rate-limit"
+		if i%2 == 0 {
+			target = BasePath + "/quota"
+		}
+		rec := do(target, fx.foreignKey)
+		require.Equal(t, http.StatusOK, rec.Code, "request %d: %s", i, rec.Body.String())
+		require.Equal(t, strconv.Itoa(100-i), hdr(rec, "X-RateLimit-Remaining"))
+		if i%2 == 1 {
+			var rl RateLimitResponse
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &rl))
+			require.EqualValues(t, i, rl.Hourly.Used, "this request is counted before the answer")
+			require.Equal(t, hdr(rec, "X-RateLimit-Limit"), strconv.FormatUint(*rl.Hourly.Limit, 10))
+			require.Equal(t, hdr(rec, "X-RateLimit-Remaining"), strconv.FormatUint(*rl.Hourly.Remaining, 10))
+			require.Equal(t, hdr(rec, "X-RateLimit-Reset"), rl.Hourly.ResetAt.Format("2006-01-02T15:04:05Z"))
+		} else {
+			var qs []Limit
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &qs))
+			require.Equal(t, hdr(rec, "X-Quota-Limit"), strconv.FormatUint(*qs[0].Limit, 10))
+			require.Equal(t, hdr(rec, "X-Quota-Remaining"), strconv.FormatUint(*qs[0].Remaining, 10))
+			require.Equal(t, hdr(rec, "X-Quota-Reset"), qs[0].ResetAt.Format("2006-01-02T15:04:05Z"))
+		}
+	}
+	rec := do(BasePath+"/stats", fx.foreignKey)
+	require.Equal(t, http.StatusTooManyRequests, rec.Code)
+	retry, err := strconv.Atoi(hdr(rec, "Retry-After"))
+	require.NoError(t, err)
+	require.Greater(t, retry, 3600, "the window frees an hour and up to a minute after the first request")
+	var body limits.Refusal
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+	require.Equal(t, "rate_limit_exceeded", body.Error.Code)
+	require.Equal(t, "hourly", body.Limit.Name)
+	require.Equal(t, "free", body.Plan)
+	require.Equal(t, "starter", body.Upgrade.Plan)
+	// Admins are not held to plans.
+	require.Equal(t, http.StatusOK, do(BasePath+"/rate-limit?userId="+body.Limit.Name, fx.tenantAdminKey).Code)
+	require.Empty(t, do(BasePath+"/stats", fx.tenantAdminKey).Header()["X-RateLimit-Limit"])
+	// Without a key: five a minute from one address.
+	for i := 1; i <= 5; i++ {
+		require.Equal(t, http.StatusOK, do(BasePath+"/health", "").Code)
+	}
+	rec = do(BasePath+"/health", "")
+	require.Equal(t, http.StatusTooManyRequests, rec.Code)
+	require.Equal(t, "5", hdr(rec, "X-RateLimit-Limit"))
+}
