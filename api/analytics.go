@@ -73,6 +73,7 @@ func (s *Server) MountAnalytics(a *Analytics) {
 	g.POST("/time-series", a.timeSeries, user, enforce)
 	g.GET("/rate-limit", a.rateLimit, user, enforce)
 	g.GET("/quota", a.quota, user, enforce)
+	g.GET("/costs", a.costs, user, enforce)
 	g.POST("/export", a.export, user, enforce)
 	g.GET("/endpoints/:endpoint/analytics", a.endpointAnalytics, user, enforce)
 	g.GET("/top-users", a.topUsers, admin)

@@ -44,6 +44,9 @@ func (a *Analytics) export(c echo.Context) error {
 	if b.Format == "" {
 		return BadRequest("format: want csv, json, ndjson or arrow")
 	}
+	if b.Dataset == "billing" {
+		return a.exportBilling(c, b, p, sc, rng)
+	}
 	ctx := c.Request().Context()
 	e, err := a.Query.PrepareExport(ctx, query.ExportRequest{Scope: sc, Range: rng, Dataset: query.Dataset(b.Dataset),
 		Fields: b.Fields, Filters: f, Format: query.Format(strings.ToLower(b.Format)), MaxRows: a.ExportMaxRows})

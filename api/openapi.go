@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/shopspring/decimal"
 
 	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/auth"
@@ -73,6 +74,8 @@ var apiRoutes = []apiRoute{
 	{method: "POST", path: "/time-series", who: "user", summary: "Series of points, gaps filled with zeros", body: SeriesBody{}, resp: SeriesJSON{}},
 	{method: "GET", path: "/rate-limit", who: "user", summary: "The hourly limit (a sliding hour) and the plan's endpoint limits, as the limit headers count them", params: pScope, resp: RateLimitResponse{}},
 	{method: "GET", path: "/quota", who: "user", summary: "The quotas of the current billing period", params: pScope, resp: []Limit{}},
+	{method: "GET", path: "/costs", who: "user", summary: "Bills of the current billing period and the ones before it, per endpoint",
+		params: params(pScope, []apiParam{{name: "periods", in: "query", typ: "integer", desc: "how many periods, 1-24, default 3"}}), resp: CostsResponse{}},
 	{method: "POST", path: "/export", who: "user", summary: "A streamed download in Arrow IPC stream, CSV, JSON or NDJSON", body: ExportBody{}, download: true},
 	{method: "GET", path: "/endpoints/{endpoint}/analytics", who: "user", summary: "One endpoint's latency, errors, status codes, methods and series",
 		params: params([]apiParam{{name: "endpoint", in: "path", typ: "string", required: true, desc: "URL-encoded, e.g. %2Fapi%2Fusers%2F%3Aid"},
@@ -256,6 +259,8 @@ var (
 	listType     = reflect.TypeFor[stringList]()
 )
 
+var decimalType = reflect.TypeOf(decimal.Decimal{})
+
 func (g *schemaGen) schema(t reflect.Type) map[string]any {
 	switch t {
 	case timeType:
@@ -264,6 +269,8 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		return map[string]any{"type": "integer", "description": "nanoseconds"}
 	case rawType:
 		return map[string]any{"description": "a JSON record or an array of records"}
+	case decimalType:
+		return map[string]any{"type": "string", "format": "decimal", "description": "an exact decimal number, such as 12.50"}
 	case listType:
 		return map[string]any{"oneOf": []any{map[string]any{"type": "string"}, map[string]any{"type": "array", "items": map[string]any{"type": "string"}}}}
 	}

@@ -171,7 +171,7 @@ func randomRequest(rng *rand.Rand) (method, target, body, key string) {
 		set("tenantId", pick("", fx.otherTenant, "*"))
 		if format {
 			set("format", pick("csv", "json", "ndjson", "arrow", "xml", ""))
-			set("dataset", pick("events", "hourly", "daily", "weekly"))
+			set("dataset", pick("events", "hourly", "daily", "weekly", "billing"))
 			set("fields", []string{pick("id", "requests", "bucket", "x")})
 		}
 		set("unknown", 1)

@@ -343,3 +343,35 @@ func (s *Service) Account(ctx context.Context, tenant, user string) (Account, er
 	}
 	return a, err
 }
+
+// BillableRow is a user's requests to an endpoint on one UTC day,
+// leaving out those a limit refused (status 429).
+type BillableRow struct {
+	User     string
+	Day      time.Time
+	Endpoint string
+	Requests uint64
+}
+
+// BillableUsage reads the daily requests bills are made of, for a
+// tenant's user (or every user when sc.User is empty), in [start, end).
+func (s *Service) BillableUsage(ctx context.Context, sc Scope, start, end time.Time) ([]BillableRow, error) {
+	rows, err := s.db.Query(ctx, `SELECT user_id, bucket, endpoint, sum(requests) FROM usage_daily
+		WHERE tenant_id = {tenant:String} AND ({user:String} = '' OR user_id = {user:String})
+		  AND bucket >= {start:DateTime64(3, 'UTC')} AND bucket < {end:DateTime64(3, 'UTC')} AND status_code != 429
+		GROUP BY user_id, bucket, endpoint ORDER BY user_id, bucket, endpoint`,
+		store.Named("tenant", sc.Tenant), store.Named("user", sc.User), store.Named("start", start.UTC()), store.Named("end", end.UTC()))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []BillableRow
+	for rows.Next() {
+		var r BillableRow
+		if err := rows.Scan(&r.User, &r.Day, &r.Endpoint, &r.Requests); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

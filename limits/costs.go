@@ -1,0 +1,103 @@
+package limits
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Bill is what a user's billing period costs on a plan.
+type Bill struct {
+	PeriodStart time.Time `json:"periodStart"`
+	PeriodEnd   time.Time `json:"periodEnd"`
+	// Current says the period holds now: its numbers still grow.
+	Current  bool   `json:"current"`
+	Plan     string `json:"plan"`
+	Currency string `json:"currency"`
+	Requests uint64 `json:"requests"`
+	// Units are the requests weighted by endpoint.
+	Units            decimal.Decimal `json:"units"`
+	IncludedRequests uint64          `json:"includedRequests"`
+	BillableUnits    decimal.Decimal `json:"billableUnits"`
+	MonthlyFee       decimal.Decimal `json:"monthlyFee"`
+	Overage          decimal.Decimal `json:"overage"`
+	Total            decimal.Decimal `json:"total"`
+	Endpoints        []EndpointBill  `json:"endpoints"`
+}
+
+// EndpointBill is one endpoint's part of a bill; Overage is the period's
+// overage charge shared out by units.
+type EndpointBill struct {
+	Endpoint string          `json:"endpoint"`
+	Requests uint64          `json:"requests"`
+	Weight   decimal.Decimal `json:"weight"`
+	Units    decimal.Decimal `json:"units"`
+	Overage  decimal.Decimal `json:"overage"`
+}
+
+// EndpointUsage is an endpoint's billable requests in a period.
+type EndpointUsage struct {
+	Endpoint string
+	Requests uint64
+}
+
+var thousand = decimal.NewFromInt(1000)
+
+// BillOf prices a period's usage on plan p: the monthly fee, then each
+// 1,000 units past the included ones at PerThousand. Amounts are rounded
+// to cents (half away from zero) at the end; units stay exact.
+func BillOf(p *Plan, start, end time.Time, usage []EndpointUsage) Bill {
+	b := Bill{PeriodStart: start, PeriodEnd: end, Plan: p.Name, Currency: p.Price.Currency,
+		IncludedRequests: p.Price.IncludedRequests, MonthlyFee: p.Price.MonthlyFee.Round(2), Endpoints: []EndpointBill{}}
+	for _, u := range usage {
+		w := p.Price.Weight(u.Endpoint)
+		units := w.Mul(decimal.NewFromUint64(u.Requests))
+		b.Requests += u.Requests
+		b.Units = b.Units.Add(units)
+		b.Endpoints = append(b.Endpoints, EndpointBill{Endpoint: u.Endpoint, Requests: u.Requests, Weight: w, Units: units})
+	}
+	b.BillableUnits = decimal.Max(decimal.Zero, b.Units.Sub(decimal.NewFromUint64(b.IncludedRequests)))
+	overage := b.BillableUnits.Div(thousand).Mul(p.Price.PerThousand)
+	b.Overage = overage.Round(2)
+	b.Total = b.MonthlyFee.Add(b.Overage)
+	for i := range b.Endpoints {
+		e := &b.Endpoints[i]
+		if b.Units.IsPositive() {
+			e.Overage = overage.Mul(e.Units).Div(b.Units).Round(2)
+		}
+	}
+	slices.SortFunc(b.Endpoints, func(x, y EndpointBill) int {
+		if c := y.Units.Cmp(x.Units); c != 0 {
+			return c
+		}
+		if x.Endpoint < y.Endpoint {
+			return -1
+		}
+		return 1
+	})
+	return b
+}
+
+// Periods are the n billing periods up to the one holding now, newest
+// first.
+func Periods(now time.Time, anchor, n int) [][2]time.Time {
+	out := make([][2]time.Time, 0, n)
+	at := now
+	for range n {
+		s, e := BillingPeriod(at, anchor)
+		out = append(out, [2]time.Time{s, e})
+		at = s.Add(-time.Nanosecond)
+	}
+	return out
+}
+
+// Account is a user's account and plan, as decisions see them.
+func (l *Limiter) Account(ctx context.Context, tenant, user string) (Account, *Plan, error) {
+	a, err := l.cfg.Resolver.Resolve(ctx, tenant, user)
+	if err != nil {
+		return a, nil, err
+	}
+	return a, l.plans.Resolve(a.Plan), nil
+}
