@@ -61,6 +61,9 @@ const (
 
 // Event is something the limiter tells subscribers about.
 type Event struct {
+	// ID names the occurrence: the same for every replica that might
+	// report it (quota notices), empty when there is no such name.
+	ID     string         `json:"id,omitempty"`
 	Type   string         `json:"type"`
 	Time   time.Time      `json:"time"`
 	Tenant string         `json:"tenantId"`
@@ -494,7 +497,8 @@ func (l *Limiter) quotaNotice(d *Decision, c Check, st State) {
 	if u := upgradeOf(d.Plan, l.plans.Next(d.Plan)); u != nil {
 		data["upgrade"] = u
 	}
-	l.emit(Event{Type: typ, Time: d.Now, Tenant: c.Key.Tenant, User: c.Key.User, Data: data})
+	id := fmt.Sprintf("quota:%s:%s:%s:%d", c.Key.Tenant, c.Key.User, c.PeriodStart.UTC().Format("20060102"), level)
+	l.emit(Event{ID: id, Type: typ, Time: d.Now, Tenant: c.Key.Tenant, User: c.Key.User, Data: data})
 }
 
 func modeOf(c Check) string {
@@ -547,14 +551,17 @@ func upgradeOf(p, next *Plan) *Upgrade {
 	if p == nil || next == nil {
 		return nil
 	}
-	amount := func(n uint64, per string) string {
-		if n == 0 {
-			return "unlimited requests"
+	msg := fmt.Sprintf("Upgrade to %s for unlimited requests.", next.Name)
+	if !next.Unlimited() {
+		amount := func(n uint64, per string) string {
+			if n == 0 {
+				return "unlimited requests " + per
+			}
+			return thousands(n) + " requests " + per
 		}
-		return thousands(n) + " requests " + per
+		msg = fmt.Sprintf("Upgrade to %s for %s and %s.", next.Name, amount(next.HourlyRequests, "an hour"), amount(next.MonthlyRequests, "a month"))
 	}
-	return &Upgrade{Plan: next.Name, HourlyRequests: next.HourlyRequests, MonthlyRequests: next.MonthlyRequests,
-		Message: fmt.Sprintf("Upgrade to %s for %s and %s.", next.Name, amount(next.HourlyRequests, "an hour"), amount(next.MonthlyRequests, "a month"))}
+	return &Upgrade{Plan: next.Name, HourlyRequests: next.HourlyRequests, MonthlyRequests: next.MonthlyRequests, Message: msg}
 }
 
 func thousands(n uint64) string {

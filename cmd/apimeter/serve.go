@@ -18,6 +18,7 @@ import (
 	"github.com/apimeter/apimeter/api"
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/config"
+	"github.com/apimeter/apimeter/events"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/ingest/producer"
 	"github.com/apimeter/apimeter/limits"
@@ -93,7 +94,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(brokers) == 0 {
 		br, err := ingest.StartBroker(ingest.BrokerConfig{
 			Addr: cfg.EmbeddedKafkaAddr, DataDir: filepath.Join(cfg.DataDir, "kafka"),
-			Topics: []string{cfg.KafkaTopic, cfg.KafkaTopic + "-dlq"}, Partitions: cfg.KafkaPartitions,
+			Topics: []string{cfg.KafkaTopic, cfg.KafkaTopic + "-dlq", events.Topic}, Partitions: cfg.KafkaPartitions,
 		})
 		if err != nil {
 			return err
@@ -135,7 +136,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Metadata: func(echo.Context) map[string]string { return map[string]string{"service": "apimeter"} },
 	}))
 	keys := auth.NewStore(db, cfg.AdminKey)
-	lim, resolver, err := newLimiter(ctx, cfg, db, reg, log)
+	sink := events.NewKafkaSink(brokers, events.Topic, log)
+	defer sink.Close()
+	bus := events.NewBus("apimeter", sink)
+	bus.Subscribe(func(e events.CloudEvent) {
+		log.Info("event", "type", e.Type, "id", e.ID, "tenantId", e.TenantID, "userId", e.UserID)
+	})
+	lim, resolver, err := newLimiter(ctx, cfg, db, reg, log, bus)
 	if err != nil {
 		return err
 	}
@@ -205,7 +212,7 @@ func ingestConfig(cfg config.Config, brokers []string) ingest.Config {
 // newLimiter builds the limits of the API: plans from APIMETER_PLANS_FILE,
 // accounts and recorded usage from ClickHouse, counters in Redis when
 // REDIS_URL is set (shared by replicas) and in memory otherwise.
-func newLimiter(ctx context.Context, cfg config.Config, db store.Driver, reg prometheus.Registerer, log *slog.Logger) (*limits.Limiter, *limits.CachedResolver, error) {
+func newLimiter(ctx context.Context, cfg config.Config, db store.Driver, reg prometheus.Registerer, log *slog.Logger, bus *events.Bus) (*limits.Limiter, *limits.CachedResolver, error) {
 	plans := limits.DefaultPlans()
 	if cfg.PlansFile != "" {
 		var err error
@@ -219,9 +226,7 @@ func newLimiter(ctx context.Context, cfg config.Config, db store.Driver, reg pro
 		Plans: plans, Resolver: resolver, Usage: ch, Notices: limits.NewStoreNotices(ch),
 		IPLimit: uint64(cfg.RateLimitMaxRequests), IPWindow: cfg.RateLimitWindow, FailClosed: cfg.LimitsFail == "closed",
 		Registerer: reg, Log: log,
-		OnEvent: func(e limits.Event) {
-			log.Info("limits event", "type", e.Type, "tenantId", e.Tenant, "userId", e.User, "data", e.Data)
-		},
+		OnEvent: func(e limits.Event) { bus.Publish(e.ID, e.Type, e.Time, e.Tenant, e.User, e.User, e.Data) },
 	}
 	if cfg.RedisURL != "" {
 		rc, err := limits.RedisClient(cfg.RedisURL)
