@@ -28,10 +28,12 @@ run: deps build
 	./$(BIN) serve
 
 ## test: the whole suite against the embedded engine (and real services when
-## CLICKHOUSE_TEST_URL, KAFKA_BROKERS or REDIS_URL point at them)
+## CLICKHOUSE_TEST_URL, KAFKA_BROKERS or REDIS_TEST_URL point at them; the
+## Redis tests start their own redis-server when one is installed)
 test: deps lint
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 	@[ -n "$$CLICKHOUSE_TEST_URL" ] || echo "note: CLICKHOUSE_TEST_URL is not set, so the store and schema tests ran on the embedded engine only (make test-docker runs them on a ClickHouse server)"
+	@command -v redis-server >/dev/null || [ -n "$$REDIS_TEST_URL" ] || echo "note: redis-server is not installed and REDIS_TEST_URL is not set, so the Redis limiter tests were skipped (CI runs them; apt-get install redis-server to run them here)"
 
 ## test-kafka: the suite against a real Apache Kafka started from its jars
 ## (deploy/kafka/kafka.sh; needs Java 17 and Maven)

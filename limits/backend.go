@@ -15,10 +15,20 @@ type Key struct {
 	User   string
 }
 
+// hash spreads keys over shards and finds windows. The user, the part
+// callers choose freely, goes through the seeded maphash; the tenant and
+// policy, few and set by the server, through FNV-1a. Equal hashes of
+// different keys are told apart by comparing the keys.
 func (k Key) hash(seed maphash.Seed) uint64 {
-	h := maphash.String(seed, k.User)
-	h = h*0x9E3779B97F4A7C15 ^ maphash.String(seed, k.Tenant)
-	return h*0x9E3779B97F4A7C15 ^ maphash.String(seed, k.Policy)
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(k.Tenant); i++ {
+		h = (h ^ uint64(k.Tenant[i])) * 1099511628211
+	}
+	h = (h ^ 0xff) * 1099511628211 // a separator: ("ab","c") ≠ ("a","bc")
+	for i := 0; i < len(k.Policy); i++ {
+		h = (h ^ uint64(k.Policy[i])) * 1099511628211
+	}
+	return maphash.String(seed, k.User) ^ h
 }
 
 // Check is one limit a decision respects.

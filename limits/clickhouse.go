@@ -83,7 +83,7 @@ func NewCachedResolver(next Resolver, ttl time.Duration) *CachedResolver {
 	if ttl <= 0 {
 		ttl = 30 * time.Second
 	}
-	return &CachedResolver{next: next, ttl: ttl, clock: SystemClock{}, cache: newShardMap[[2]string, cachedAccount]()}
+	return &CachedResolver{next: next, ttl: ttl, clock: SystemClock{}, cache: newShardMap[[2]string, cachedAccount](hashPair)}
 }
 
 // Resolve implements Resolver.

@@ -127,6 +127,8 @@ type Limiter struct {
 	lastDeny *shardMap[Key, int64]
 
 	decisions *prometheus.CounterVec
+	allowed   prometheus.Counter
+	memory    bool
 	failures  prometheus.Counter
 	notices   *prometheus.CounterVec
 }
@@ -170,7 +172,7 @@ func New(cfg Config) *Limiter {
 	}
 	l := &Limiter{
 		cfg: cfg, backend: cfg.Backend, plans: cfg.Plans,
-		refresh: newShardMap[seedKey, int64](), levels: newShardMap[seedKey, int](), lastDeny: newShardMap[Key, int64](),
+		refresh: newShardMap[seedKey, int64](hashSeedKey), levels: newShardMap[seedKey, int](hashSeedKey), lastDeny: newShardMap[Key, int64](hashKey),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "apimeter_limit_decisions_total", Help: "Limit decisions, by outcome (allowed, denied, failed_open, failed_closed) and the policy that denied.",
 		}, []string{"outcome", "policy"}),
@@ -181,6 +183,8 @@ func New(cfg Config) *Limiter {
 			Name: "apimeter_quota_notices_total", Help: "Quota notices sent, by level (80, 90, 95, 100).",
 		}, []string{"level"}),
 	}
+	l.allowed = l.decisions.WithLabelValues("allowed", "")
+	_, l.memory = cfg.Backend.(*Memory)
 	l.breaker = gobreaker.NewCircuitBreaker[bool](gobreaker.Settings{
 		Name:        "limits-backend",
 		MaxRequests: 1,
@@ -236,6 +240,8 @@ type Decision struct {
 	Failed bool
 	Checks []Check
 	States []State
+	checks [MaxChecks]Check
+	states [MaxChecks]State
 	// Denied is the index of the check that refused the request, -1 when
 	// none did.
 	Denied int
@@ -245,10 +251,20 @@ type Decision struct {
 // Decide runs one decision over the plan's limits that scope names, and
 // any extra checks (explicit endpoint limits).
 func (l *Limiter) decide(ctx context.Context, r Request, sc scope, extra ...Check) (*Decision, error) {
+	return l.decideInto(ctx, new(Decision), r, sc, extra...)
+}
+
+// decisions are reused by the middleware: a Decision is large (its
+// checks and states inline) and a request needs one only briefly.
+var decisions = sync.Pool{New: func() any { return new(Decision) }}
+
+// decideInto is decide writing into d (whose old content is replaced).
+func (l *Limiter) decideInto(ctx context.Context, d *Decision, r Request, sc scope, extra ...Check) (*Decision, error) {
 	now := l.cfg.Clock.Now()
-	d := &Decision{Request: r, Denied: -1, Now: now}
+	d.Request, d.Plan, d.Account, d.Allowed, d.Failed, d.Denied, d.Now = r, nil, Account{}, false, false, -1, now
+	d.Checks, d.States = d.checks[:0], nil
 	if r.User == "" { // unauthenticated: the per-address fallback only
-		d.Plan = &Plan{Name: "anonymous"}
+		d.Plan = anonymous
 		if sc&scopeIP != 0 && r.IP != "" {
 			d.Checks = append(d.Checks, Check{Key: Key{Policy: "ip", User: r.IP}, Limit: l.cfg.IPLimit, Window: l.cfg.IPWindow})
 		}
@@ -284,6 +300,8 @@ func (l *Limiter) decide(ctx context.Context, r Request, sc scope, extra ...Chec
 	return d, l.take(ctx, d)
 }
 
+var anonymous = &Plan{Name: "anonymous"}
+
 func endpointCheck(e EndpointLimit, tenant, user string) Check {
 	name := "endpoint:" + e.Path
 	if e.Method != "" {
@@ -295,36 +313,20 @@ func endpointCheck(e EndpointLimit, tenant, user string) Check {
 // take runs the decision's checks, seeding quota counters the backend
 // does not know yet, through the circuit breaker.
 func (l *Limiter) take(ctx context.Context, d *Decision) error {
-	d.States = make([]State, len(d.Checks))
+	if len(d.Checks) > MaxChecks {
+		return ErrTooManyChecks
+	}
+	d.States = d.states[:len(d.Checks)]
 	if len(d.Checks) == 0 {
 		d.Allowed = true
 		return nil
 	}
-	_, err := l.breaker.Execute(func() (bool, error) {
-		for attempt := 0; ; attempt++ {
-			ok, err := l.backend.Take(ctx, d.Now, d.Checks, d.Cost, d.States)
-			if err != nil {
-				return false, err
-			}
-			d.Allowed = ok
-			seeded := false
-			for i, st := range d.States {
-				if !st.Unseeded {
-					continue
-				}
-				if attempt > 0 {
-					return false, fmt.Errorf("the quota counter of %s/%s did not take its seed", d.Checks[i].Key.Tenant, d.Checks[i].Key.User)
-				}
-				if err := l.seed(ctx, d.Checks[i]); err != nil {
-					return false, err
-				}
-				seeded = true
-			}
-			if !seeded {
-				return ok, nil
-			}
-		}
-	})
+	var err error
+	if l.memory { // counting in this process cannot fail: no breaker
+		err = l.takeSeeded(ctx, d)
+	} else {
+		_, err = l.breaker.Execute(func() (bool, error) { return false, l.takeSeeded(ctx, d) })
+	}
 	if err != nil {
 		l.failures.Inc()
 		d.Failed, d.Allowed = true, !l.cfg.FailClosed
@@ -342,13 +344,41 @@ func (l *Limiter) take(ctx context.Context, d *Decision) error {
 	}
 	if d.Cost > 0 {
 		if d.Allowed {
-			l.decisions.WithLabelValues("allowed", "").Inc()
+			l.allowed.Inc()
 		} else if d.Denied >= 0 {
 			l.decisions.WithLabelValues("denied", policyLabel(d.Checks[d.Denied].Key.Policy)).Inc()
 		}
 	}
 	l.afterDecision(d)
 	return nil
+}
+
+// takeSeeded runs the decision, seeding the quota counters the backend
+// does not know yet and deciding again.
+func (l *Limiter) takeSeeded(ctx context.Context, d *Decision) error {
+	for attempt := 0; ; attempt++ {
+		ok, err := l.backend.Take(ctx, d.Now, d.Checks, d.Cost, d.States)
+		if err != nil {
+			return err
+		}
+		d.Allowed = ok
+		seeded := false
+		for i, st := range d.States {
+			if !st.Unseeded {
+				continue
+			}
+			if attempt > 0 {
+				return fmt.Errorf("the quota counter of %s/%s did not take its seed", d.Checks[i].Key.Tenant, d.Checks[i].Key.User)
+			}
+			if err := l.seed(ctx, d.Checks[i]); err != nil {
+				return err
+			}
+			seeded = true
+		}
+		if !seeded {
+			return nil
+		}
+	}
 }
 
 func policyLabel(p string) string {

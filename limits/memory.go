@@ -24,14 +24,19 @@ type Memory struct {
 }
 
 type memShard struct {
-	mu      sync.Mutex
-	windows map[Key]*window
-	quotas  map[Key]*counter
-	_       [64]byte // keep neighbouring shards' locks off one cache line
+	mu sync.Mutex
+	// Windows are found by the key's 64-bit hash; the key kept in the
+	// window settles the rare collision, whose windows live in collided.
+	windows  map[uint64]*window
+	collided map[Key]*window
+	quotas   map[Key]*counter
+	_        [64]byte // keep neighbouring shards' locks off one cache line
 }
 
 type window struct {
+	key     Key
 	head    int64 // absolute index of the newest slot
+	first   int64 // absolute index of the oldest slot with a count (when sum > 0)
 	sum     uint64
 	expires int64 // unix ns when every counted request has left
 	ring    [ringSlots]uint32
@@ -52,7 +57,8 @@ func NewMemory(maxKeys int) *Memory {
 	}
 	m := &Memory{seed: maphash.MakeSeed(), perShard: max(maxKeys/memShards, 1)}
 	for i := range m.shards {
-		m.shards[i].windows = map[Key]*window{}
+		m.shards[i].windows = map[uint64]*window{}
+		m.shards[i].collided = map[Key]*window{}
 		m.shards[i].quotas = map[Key]*counter{}
 	}
 	return m
@@ -65,10 +71,11 @@ func (m *Memory) Take(_ context.Context, now time.Time, checks []Check, cost uin
 		return false, ErrTooManyChecks
 	}
 	// Lock the shards in increasing order, each once.
-	var idx [MaxChecks]uint8
-	var order [MaxChecks]uint8
+	var idx, order [MaxChecks]uint8
+	var hashes [MaxChecks]uint64
 	for i := range n {
-		idx[i] = uint8(checks[i].Key.hash(m.seed) % memShards)
+		hashes[i] = checks[i].Key.hash(m.seed)
+		idx[i] = uint8(hashes[i] % memShards)
 		order[i] = idx[i]
 	}
 	for i := 1; i < n; i++ {
@@ -81,14 +88,18 @@ func (m *Memory) Take(_ context.Context, now time.Time, checks []Check, cost uin
 			m.shards[order[i]].mu.Lock()
 		}
 	}
-	defer func() {
-		for i := range n {
-			if i == 0 || order[i] != order[i-1] {
-				m.shards[order[i]].mu.Unlock()
-			}
+	allowed := m.take(now, checks, cost, states, &idx, &hashes)
+	for i := range n {
+		if i == 0 || order[i] != order[i-1] {
+			m.shards[order[i]].mu.Unlock()
 		}
-	}()
+	}
+	return allowed, nil
+}
 
+// take decides with the shards locked.
+func (m *Memory) take(now time.Time, checks []Check, cost uint64, states []State, idx *[MaxChecks]uint8, hashes *[MaxChecks]uint64) bool {
+	n := len(checks)
 	t := now.UnixNano()
 	allowed := true
 	var wins [MaxChecks]*window
@@ -97,7 +108,7 @@ func (m *Memory) Take(_ context.Context, now time.Time, checks []Check, cost uin
 		c, sh, st := &checks[i], &m.shards[idx[i]], &states[i]
 		*st = State{}
 		if c.Window > 0 {
-			w := m.window(sh, c.Key, t, slotWidth(c.Window), cost > 0)
+			w := m.window(sh, hashes[i], c.Key, t, slotWidth(c.Window), cost > 0)
 			if w == nil { // a read of a window never used: nothing counted
 				st.Reset = time.Unix(0, (t/slotWidth(c.Window)+ringSlots)*slotWidth(c.Window)).UTC()
 				continue
@@ -126,11 +137,14 @@ func (m *Memory) Take(_ context.Context, now time.Time, checks []Check, cost uin
 		}
 	}
 	if !allowed || cost == 0 {
-		return allowed, nil
+		return allowed
 	}
 	for i := range n {
 		if w := wins[i]; w != nil {
 			width := slotWidth(checks[i].Window)
+			if w.sum == 0 {
+				w.first = w.head
+			}
 			w.ring[w.head%ringSlots] += uint32(cost)
 			w.sum += cost
 			w.expires = (w.head + ringSlots) * width
@@ -141,35 +155,50 @@ func (m *Memory) Take(_ context.Context, now time.Time, checks []Check, cost uin
 			states[i].Used = ctrs[i].used
 		}
 	}
-	return true, nil
+	return true
 }
 
 // window finds the key's window (making it when create says so; nil
 // otherwise) and moves it to now.
-func (m *Memory) window(sh *memShard, k Key, t, width int64, create bool) *window {
+func (m *Memory) window(sh *memShard, h uint64, k Key, t, width int64, create bool) *window {
 	slot := t / width
-	w := sh.windows[k]
+	w := sh.windows[h]
+	if w != nil && w.key != k {
+		w = sh.collided[k]
+	}
 	if w == nil {
 		if !create {
 			return nil
 		}
-		if len(sh.windows)+len(sh.quotas) >= m.perShard {
+		if sh.len() >= m.perShard {
 			m.evict(sh, t)
 		}
-		w = &window{head: slot}
-		sh.windows[k] = w
+		w = &window{key: k, head: slot}
+		if o := sh.windows[h]; o != nil && o.key != k {
+			sh.collided[k] = w
+		} else {
+			sh.windows[h] = w
+		}
 		return w
 	}
 	if slot <= w.head { // the same slot, or a clock that went back
 		return w
 	}
-	if slot-w.head >= ringSlots {
-		w.ring, w.sum = [ringSlots]uint32{}, 0
+	if slot-w.head >= ringSlots || w.sum == 0 {
+		if w.sum != 0 {
+			w.ring, w.sum = [ringSlots]uint32{}, 0
+		}
 	} else {
-		for s := w.head + 1; s <= slot; s++ {
+		for s := max(w.head+1, w.first+ringSlots); s <= slot; s++ {
+			// Slot s takes the ring cell of slot s-61, which leaves.
 			i := s % ringSlots
 			w.sum -= uint64(w.ring[i])
 			w.ring[i] = 0
+		}
+		if w.sum > 0 {
+			for w.first < slot-windowSlots || w.ring[w.first%ringSlots] == 0 {
+				w.first++
+			}
 		}
 	}
 	w.head = slot
@@ -179,21 +208,16 @@ func (m *Memory) window(sh *memShard, k Key, t, width int64, create bool) *windo
 // oldestExpiry is when the oldest counted slot leaves the window (the
 // current slot's end of window when nothing is counted).
 func (w *window) oldestExpiry(width int64) int64 {
-	for s := w.head - windowSlots; s < w.head; s++ {
-		if s >= 0 && w.ring[s%ringSlots] != 0 {
-			return (s + ringSlots) * width
-		}
+	if w.sum == 0 {
+		return (w.head + ringSlots) * width
 	}
-	return (w.head + ringSlots) * width
+	return (w.first + ringSlots) * width
 }
 
 // freedAfter is when at least need counted requests will have left.
 func (w *window) freedAfter(need uint64, width int64) int64 {
 	var freed uint64
-	for s := w.head - windowSlots; s <= w.head; s++ {
-		if s < 0 {
-			continue
-		}
+	for s := w.first; s <= w.head; s++ {
 		if freed += uint64(w.ring[s%ringSlots]); freed >= need {
 			return (s + ringSlots) * width
 		}
@@ -203,10 +227,17 @@ func (w *window) freedAfter(need uint64, width int64) int64 {
 
 // evict makes room in a full shard: idle counters go first; when fewer
 // than an eighth of the shard was idle, the least recently used go too.
+func (sh *memShard) len() int { return len(sh.windows) + len(sh.collided) + len(sh.quotas) }
+
 func (m *Memory) evict(sh *memShard, t int64) {
-	for k, w := range sh.windows {
+	for h, w := range sh.windows {
 		if w.expires <= t {
-			delete(sh.windows, k)
+			delete(sh.windows, h)
+		}
+	}
+	for k, w := range sh.collided {
+		if w.expires <= t {
+			delete(sh.collided, k)
 		}
 	}
 	for k, q := range sh.quotas {
@@ -215,9 +246,10 @@ func (m *Memory) evict(sh *memShard, t int64) {
 		}
 	}
 	target := m.perShard - m.perShard/8
-	for len(sh.windows)+len(sh.quotas) >= target && len(sh.windows)+len(sh.quotas) > 0 {
+	for sh.len() >= target && len(sh.windows)+len(sh.quotas) > 0 {
 		// Sample a few and drop the one whose use ends soonest.
-		var victimW, victimQ Key
+		var victimW uint64
+		var victimQ Key
 		best, isQ, seen := int64(1<<62), false, 0
 		for k, w := range sh.windows {
 			if w.expires < best {
@@ -254,7 +286,7 @@ func (m *Memory) Raise(_ context.Context, k Key, period, periodEnd time.Time, us
 	q := sh.quotas[k]
 	switch {
 	case q == nil:
-		if len(sh.windows)+len(sh.quotas) >= m.perShard {
+		if sh.len() >= m.perShard {
 			m.evict(sh, time.Now().UnixNano())
 		}
 		sh.quotas[k] = &counter{period: p, used: used, expires: periodEnd.UnixNano(), touched: p}
@@ -273,9 +305,15 @@ func (m *Memory) Sweep(now time.Time) (dropped int) {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		for k, w := range sh.windows {
+		for h, w := range sh.windows {
 			if w.expires <= t {
-				delete(sh.windows, k)
+				delete(sh.windows, h)
+				dropped++
+			}
+		}
+		for k, w := range sh.collided {
+			if w.expires <= t {
+				delete(sh.collided, k)
 				dropped++
 			}
 		}
@@ -296,7 +334,7 @@ func (m *Memory) Len() int {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		n += len(sh.windows) + len(sh.quotas)
+		n += sh.len()
 		sh.mu.Unlock()
 	}
 	return n

@@ -163,3 +163,24 @@ func itoa(i int) string {
 		}
 	}
 }
+
+// TestWindowsWithEqualHashesStayApart forces two keys onto one 64-bit
+// hash: each keeps its own window.
+func TestWindowsWithEqualHashesStayApart(t *testing.T) {
+	m := NewMemory(0)
+	a, b := Key{Policy: "hourly", User: "a"}, Key{Policy: "hourly", User: "b"}
+	const h = 42
+	sh := &m.shards[h%memShards]
+	width := slotWidth(time.Hour)
+	now := t0.UnixNano()
+	wa := m.window(sh, h, a, now, width, true)
+	wb := m.window(sh, h, b, now, width, true)
+	require.NotSame(t, wa, wb)
+	wa.sum = 7
+	require.Same(t, wa, m.window(sh, h, a, now, width, true))
+	require.Same(t, wb, m.window(sh, h, b, now, width, true))
+	require.Zero(t, m.window(sh, h, b, now, width, false).sum)
+	require.Nil(t, m.window(sh, h, Key{Policy: "hourly", User: "c"}, now, width, false))
+	require.Equal(t, 2, m.Len())
+	require.Equal(t, 2, m.Sweep(t0.Add(3*time.Hour)), "both are idle")
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -107,10 +106,11 @@ func (m *Middleware) handler(sc scope, explicit *EndpointLimit) echo.MiddlewareF
 				}
 				extra = append(extra, endpointCheck(*explicit, tenant, who))
 			}
-			d, err := m.l.decide(c.Request().Context(), r, sc, extra...)
+			d, err := m.l.decideInto(c.Request().Context(), decisions.Get().(*Decision), r, sc, extra...)
 			if d == nil { // the account could not be resolved
 				return err
 			}
+			defer decisions.Put(d)
 			if d.Failed {
 				m.l.cfg.Log.Warn("limits backend failed", "failClosed", m.l.cfg.FailClosed, "err", err)
 				if !d.Allowed {
@@ -134,35 +134,147 @@ var errLimitsUnavailable = errors.New("limits unavailable")
 // with the least room left, X-Quota-* for the quota (ISO 8601 UTC
 // resets), and the IETF RateLimit-Policy and RateLimit fields naming
 // every policy. Headers of an earlier decision on the same response
-// are kept when they show less room.
+// are kept when they show less room. The values are written into one
+// buffer and cut from one string: a handful of allocations per request.
 func WriteHeaders(h http.Header, d *Decision) {
+	var buf [512]byte
+	b := buf[:0]
+	type span struct{ from, to int }
+	var policy, limit [MaxChecks]span
+	var qLimit, qRem, qReset, xLimit, xRem, xReset span
+	hasQuota := false
 	win := -1
 	var winRem uint64
 	for i, c := range d.Checks {
 		st := d.States[i]
 		rem := st.Remaining(c.Limit)
+		window := c.Window
+		if window <= 0 {
+			window = c.PeriodEnd.Sub(c.PeriodStart)
+		}
+		from := len(b)
+		b = appendSFString(b, c.Key.Policy)
+		b = append(b, ";q="...)
+		b = strconv.AppendUint(b, c.Limit, 10)
+		b = append(b, ";w="...)
+		b = strconv.AppendInt(b, int64(window/time.Second), 10)
+		policy[i] = span{from, len(b)}
+		from = len(b)
+		b = appendSFString(b, c.Key.Policy)
+		b = append(b, ";r="...)
+		b = strconv.AppendUint(b, rem, 10)
+		b = append(b, ";t="...)
+		b = strconv.AppendInt(b, ceilSeconds(st.Reset.Sub(d.Now)), 10)
+		limit[i] = span{from, len(b)}
 		if c.Window > 0 {
 			if win < 0 || rem < winRem || (st.Denied && !d.States[win].Denied) {
 				win, winRem = i, rem
 			}
-			h[HeaderPolicy] = append(h[HeaderPolicy], fmt.Sprintf("%s;q=%d;w=%d", sfString(c.Key.Policy), c.Limit, int64(c.Window/time.Second)))
-		} else {
-			h[HeaderPolicy] = append(h[HeaderPolicy], fmt.Sprintf("%s;q=%d;w=%d", sfString(c.Key.Policy), c.Limit, int64(c.PeriodEnd.Sub(c.PeriodStart)/time.Second)))
-			h[HeaderQuotaLimit] = []string{strconv.FormatUint(c.Limit, 10)}
-			h[HeaderQuotaRemaining] = []string{strconv.FormatUint(rem, 10)}
-			h[HeaderQuotaReset] = []string{isoUTC(c.PeriodEnd)}
+			continue
 		}
-		h[HeaderRateLimit] = append(h[HeaderRateLimit], fmt.Sprintf("%s;r=%d;t=%d", sfString(c.Key.Policy), rem, ceilSeconds(st.Reset.Sub(d.Now))))
+		hasQuota = true
+		qLimit.from = len(b)
+		b = strconv.AppendUint(b, c.Limit, 10)
+		qLimit.to, qRem.from = len(b), len(b)
+		b = strconv.AppendUint(b, rem, 10)
+		qRem.to, qReset.from = len(b), len(b)
+		b = appendISO(b, c.PeriodEnd)
+		qReset.to = len(b)
 	}
+	keepOld := false
 	if win >= 0 {
-		if old, err := strconv.ParseUint(Header(h, HeaderRemaining), 10, 64); err == nil && old < winRem {
-			return
+		if v := h[HeaderRemaining]; len(v) > 0 && shown(v[0]) < winRem {
+			keepOld = true
+		} else {
+			xLimit.from = len(b)
+			b = strconv.AppendUint(b, d.Checks[win].Limit, 10)
+			xLimit.to, xRem.from = len(b), len(b)
+			b = strconv.AppendUint(b, winRem, 10)
+			xRem.to, xReset.from = len(b), len(b)
+			b = appendISO(b, d.States[win].Reset)
+			xReset.to = len(b)
 		}
-		c, st := d.Checks[win], d.States[win]
-		h[HeaderLimit] = []string{strconv.FormatUint(c.Limit, 10)}
-		h[HeaderRemaining] = []string{strconv.FormatUint(winRem, 10)}
-		h[HeaderReset] = []string{isoUTC(st.Reset)}
 	}
+	all := string(b)
+	cut := func(sp span) string { return all[sp.from:sp.to] }
+	n := len(d.Checks)
+	vals := make([]string, 0, 2*n+6)
+	for i := range n {
+		vals = append(vals, cut(policy[i]))
+	}
+	for i := range n {
+		vals = append(vals, cut(limit[i]))
+	}
+	add := func(name string, v []string) {
+		if old := h[name]; len(old) > 0 {
+			v = append(old, v...)
+		}
+		h[name] = v
+	}
+	add(HeaderPolicy, vals[:n:n])
+	add(HeaderRateLimit, vals[n:2*n:2*n])
+	one := func(v string) []string {
+		vals = append(vals, v)
+		return vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	if hasQuota {
+		h[HeaderQuotaLimit] = one(cut(qLimit))
+		h[HeaderQuotaRemaining] = one(cut(qRem))
+		h[HeaderQuotaReset] = one(cut(qReset))
+	}
+	if win >= 0 && !keepOld {
+		h[HeaderLimit] = one(cut(xLimit))
+		h[HeaderRemaining] = one(cut(xRem))
+		h[HeaderReset] = one(cut(xReset))
+	}
+}
+
+// shown reads a remaining count written before.
+func shown(v string) uint64 {
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 1<<64 - 1
+	}
+	return n
+}
+
+// appendISO appends a reset time as ISO 8601 UTC in whole seconds,
+// rounded up so a client that waits until then finds room.
+func appendISO(b []byte, t time.Time) []byte {
+	t = ceilSecond(t)
+	y, mo, d := t.Date()
+	hh, mm, ss := t.Clock()
+	two := func(b []byte, v int) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
+	if y < 1000 || y > 9999 {
+		return t.AppendFormat(b, "2006-01-02T15:04:05Z")
+	}
+	b = strconv.AppendInt(b, int64(y), 10)
+	b = append(b, '-')
+	b = two(b, int(mo))
+	b = append(b, '-')
+	b = two(b, d)
+	b = append(b, 'T')
+	b = two(b, hh)
+	b = append(b, ':')
+	b = two(b, mm)
+	b = append(b, ':')
+	b = two(b, ss)
+	return append(b, 'Z')
+}
+
+// appendSFString appends a structured-field string: quoted, with " and
+// \ escaped and characters outside printable ASCII dropped.
+func appendSFString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c >= 0x20 && c < 0x7f:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // The limit headers, spelled as the product contract spells them (Go
@@ -187,33 +299,14 @@ func Header(h http.Header, name string) string {
 	return h.Get(name)
 }
 
-// isoUTC formats a reset time in whole seconds, rounded up so a client
-// that waits until then finds room.
-func isoUTC(t time.Time) string { return ceilSecond(t).Format("2006-01-02T15:04:05Z") }
+// isoUTC formats a reset time as the headers do.
+func isoUTC(t time.Time) string { return string(appendISO(nil, t)) }
 
 func ceilSecond(t time.Time) time.Time {
 	if r := t.Truncate(time.Second); r.Before(t) {
 		t = r.Add(time.Second)
 	}
 	return t.UTC()
-}
-
-// sfString is a structured-field string: quoted, with " and \ escaped
-// and characters outside printable ASCII dropped.
-func sfString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r >= 0x20 && r < 0x7f:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }
 
 // LimitState is one limit as responses show it.

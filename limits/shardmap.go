@@ -5,18 +5,26 @@ import (
 	"sync"
 )
 
+var shardSeed = maphash.MakeSeed()
+
+func hashKey(k Key) uint64         { return k.hash(shardSeed) }
+func hashSeedKey(k seedKey) uint64 { return k.Key.hash(shardSeed) ^ uint64(k.Period) }
+func hashPair(k [2]string) uint64 {
+	return maphash.String(shardSeed, k[0])*0x9E3779B97F4A7C15 ^ maphash.String(shardSeed, k[1])
+}
+
 // shardMap is a map spread over locked shards, for the limiter's small
 // bookkeeping (account cache, refresh times, warning levels).
 type shardMap[K comparable, V any] struct {
-	seed   maphash.Seed
+	hash   func(K) uint64
 	shards [64]struct {
 		mu sync.Mutex
 		m  map[K]V
 	}
 }
 
-func newShardMap[K comparable, V any]() *shardMap[K, V] {
-	s := &shardMap[K, V]{seed: maphash.MakeSeed()}
+func newShardMap[K comparable, V any](hash func(K) uint64) *shardMap[K, V] {
+	s := &shardMap[K, V]{hash: hash}
 	for i := range s.shards {
 		s.shards[i].m = map[K]V{}
 	}
@@ -27,7 +35,7 @@ func (s *shardMap[K, V]) shard(k K) *struct {
 	mu sync.Mutex
 	m  map[K]V
 } {
-	return &s.shards[maphash.Comparable(s.seed, k)%uint64(len(s.shards))]
+	return &s.shards[s.hash(k)%uint64(len(s.shards))]
 }
 
 // update runs f on the key's value (the zero value and false when

@@ -47,18 +47,7 @@ type Record struct {
 
 // MarshalJSON writes the record with its timestamp in RFC 3339 (ms), and
 // without the HTTP fields for feature records.
-func (r Record) MarshalJSON() ([]byte, error) {
-	type plain Record
-	w := struct {
-		plain
-		Timestamp      string   `json:"timestamp"`
-		ResponseTimeMs *float64 `json:"responseTimeMs,omitempty"`
-	}{plain: plain(r), Timestamp: r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
-	if r.Type != "feature" {
-		w.ResponseTimeMs = &r.ResponseTimeMs
-	}
-	return json.Marshal(w)
-}
+func (r Record) MarshalJSON() ([]byte, error) { return r.AppendJSON(nil) }
 
 // Config configures a Producer. Zero fields take the defaults in their
 // comments.
@@ -186,7 +175,7 @@ func (p *Producer) Track(r Record) {
 	if r.Timestamp.IsZero() {
 		r.Timestamp = time.Now()
 	}
-	data, err := json.Marshal(r)
+	data, err := r.AppendJSON(make([]byte, 0, 320))
 	if err != nil {
 		p.drop(1, fmt.Sprintf("encode: %v", err))
 		return
