@@ -287,7 +287,7 @@ func TestEndpointAndAddressLimits(t *testing.T) {
 }
 
 func TestRedisOutageFollowsTheFailurePolicy(t *testing.T) {
-	srv := startRedis(t)
+	srv := startDurableRedis(t)
 	client := dialTest(t, srv.url())
 	backend := NewRedis(client, uniquePrefix(t))
 	backend.ClientClock = true

@@ -19,8 +19,9 @@ import (
 // redisServer is a private redis-server the test can stop and start.
 type redisServer struct {
 	t    testing.TB
-	bin  string
-	dir  string
+	bin     string
+	dir     string
+	durable bool // append-only file, fsync on every write
 	port int
 	cmd  *exec.Cmd
 }
@@ -28,7 +29,13 @@ type redisServer struct {
 // startRedis starts a private redis-server on a free port (skipping the
 // test, and saying so, when the binary is missing), or uses
 // REDIS_TEST_URL when a test only needs a server and not its restarts.
-func startRedis(t testing.TB) *redisServer {
+func startRedis(t testing.TB) *redisServer { return startRedisServer(t, false) }
+
+// startDurableRedis is startRedis with an append-only file synced on
+// every write, so counts survive a restart of the server.
+func startDurableRedis(t testing.TB) *redisServer { return startRedisServer(t, true) }
+
+func startRedisServer(t testing.TB, durable bool) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -38,7 +45,7 @@ func startRedis(t testing.TB) *redisServer {
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	s := &redisServer{t: t, bin: bin, dir: t.TempDir(), port: port}
+	s := &redisServer{t: t, bin: bin, dir: t.TempDir(), port: port, durable: durable}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -46,8 +53,11 @@ func startRedis(t testing.TB) *redisServer {
 
 func (s *redisServer) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always")
+	args := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir, "--save", "", "--appendonly", "no"}
+	if s.durable {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	}
+	s.cmd = exec.Command(s.bin, args...)
 	log, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(s.t, err)
 	defer log.Close()
