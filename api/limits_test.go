@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -8,10 +9,12 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/query"
 )
@@ -86,4 +89,49 @@ func TestOwnAPIEnforcesLimits(t *testing.T) {
 	rec = do(BasePath+"/health", "")
 	require.Equal(t, http.StatusTooManyRequests, rec.Code)
 	require.Equal(t, "5", hdr(rec, "X-RateLimit-Limit"))
+}
+
+// TestClickHouseLimitsStore checks the limiter's reads and writes in
+// apimeter's tables: a period's usage (429s left out), accounts, and
+// notice levels that a restart reads back.
+func TestClickHouseLimitsStore(t *testing.T) {
+	ctx := context.Background()
+	ch := limits.ClickHouse{DB: fx.db}
+	start, end := time.Date(2026, 10, 24, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 26, 0, 0, 0, 0, time.UTC)
+	want := uint64(len(where(func(r *ingest.Record) bool {
+		return r.TenantID == fx.tenant && r.UserID == fx.user && in(r, start, end) && r.StatusCode != 429
+	})))
+	got, err := ch.PeriodUsage(ctx, fx.tenant, fx.user, start, end)
+	require.NoError(t, err)
+	require.Positive(t, want)
+	require.Equal(t, want, got)
+
+	acct, err := ch.Resolve(ctx, "tenant-x", "nobody")
+	require.NoError(t, err)
+	require.Equal(t, limits.Account{}, acct, "no account: the default plan")
+
+	period := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	lv, err := ch.Level(ctx, "tenant-x", "u", period)
+	require.NoError(t, err)
+	require.Zero(t, lv)
+	n := limits.NewStoreNotices(ch)
+	for _, c := range []struct {
+		level int
+		sent  bool
+	}{{80, true}, {80, false}, {95, true}, {90, false}} {
+		ok, err := n.Claim(ctx, "tenant-x", "u", period, c.level)
+		require.NoError(t, err)
+		require.Equal(t, c.sent, ok, "level %d", c.level)
+	}
+	// A restart: a new claimer reads 95 back.
+	n = limits.NewStoreNotices(ch)
+	ok, err := n.Claim(ctx, "tenant-x", "u", period, 95)
+	require.NoError(t, err)
+	require.False(t, ok)
+	ok, err = n.Claim(ctx, "tenant-x", "u", period, 100)
+	require.NoError(t, err)
+	require.True(t, ok)
+	lv, err = ch.Level(ctx, "tenant-x", "u", period)
+	require.NoError(t, err)
+	require.Equal(t, 100, lv)
 }

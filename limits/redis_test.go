@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,12 +19,12 @@ import (
 
 // redisServer is a private redis-server the test can stop and start.
 type redisServer struct {
-	t    testing.TB
+	t       testing.TB
 	bin     string
 	dir     string
 	durable bool // append-only file, fsync on every write
-	port int
-	cmd  *exec.Cmd
+	port    int
+	cmd     *exec.Cmd
 }
 
 // startRedis starts a private redis-server on a free port (skipping the
@@ -170,4 +171,46 @@ func TestRedisQuotaSeedAndRaise(t *testing.T) {
 	ns, ne := BillingPeriod(end, 1)
 	_, st = take(t, r, end, Check{Key: q.Key, Limit: 10, PeriodStart: ns, PeriodEnd: ne})
 	require.True(t, st[0].Unseeded, "a new period starts unseeded")
+}
+
+// TestRedisNoticesOnceAcrossReplicas: two replicas share Redis; a level
+// is claimed by exactly one of them, a higher level later again by one,
+// and a Redis that lost its keys asks the level store before claiming.
+func TestRedisNoticesOnceAcrossReplicas(t *testing.T) {
+	url := sharedRedisURL(t)
+	prefix := uniquePrefix(t)
+	store := &levels{m: map[string]int{}}
+	a := NewRedisNotices(dialTest(t, url), prefix, store)
+	b := NewRedisNotices(dialTest(t, url), prefix, store)
+	period := time.Date(2028, 2, 1, 0, 0, 0, 0, time.UTC)
+	claim := func(n Notices, level int) bool {
+		ok, err := n.Claim(context.Background(), "acme", "ivy", period, level)
+		require.NoError(t, err)
+		return ok
+	}
+	var wins atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := Notices(a)
+			if i%2 == 1 {
+				n = b
+			}
+			if claim(n, 80) {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	require.EqualValues(t, 1, wins.Load())
+	require.False(t, claim(b, 80))
+	require.True(t, claim(b, 95), "a higher level")
+	require.False(t, claim(a, 90), "a lower level than one sent")
+	// Redis forgets; the store remembers 95.
+	c := dialTest(t, url)
+	require.NoError(t, c.Del(context.Background(), prefix+"{acme|ivy}:notice:20280201").Err())
+	require.False(t, claim(a, 95))
+	require.True(t, claim(a, 100))
 }
