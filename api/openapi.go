@@ -259,7 +259,7 @@ var (
 	listType     = reflect.TypeFor[stringList]()
 )
 
-var decimalType = reflect.TypeOf(decimal.Decimal{})
+var decimalType, moneyType = reflect.TypeOf(decimal.Decimal{}), reflect.TypeOf(limits.Money{})
 
 func (g *schemaGen) schema(t reflect.Type) map[string]any {
 	switch t {
@@ -269,7 +269,7 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		return map[string]any{"type": "integer", "description": "nanoseconds"}
 	case rawType:
 		return map[string]any{"description": "a JSON record or an array of records"}
-	case decimalType:
+	case decimalType, moneyType:
 		return map[string]any{"type": "string", "format": "decimal", "description": "an exact decimal number, such as 12.50"}
 	case listType:
 		return map[string]any{"oneOf": []any{map[string]any{"type": "string"}, map[string]any{"type": "array", "items": map[string]any{"type": "string"}}}}

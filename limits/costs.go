@@ -21,11 +21,23 @@ type Bill struct {
 	Units            decimal.Decimal `json:"units"`
 	IncludedRequests uint64          `json:"includedRequests"`
 	BillableUnits    decimal.Decimal `json:"billableUnits"`
-	MonthlyFee       decimal.Decimal `json:"monthlyFee"`
-	Overage          decimal.Decimal `json:"overage"`
-	Total            decimal.Decimal `json:"total"`
+	MonthlyFee       Money           `json:"monthlyFee"`
+	Overage          Money           `json:"overage"`
+	Total            Money           `json:"total"`
 	Endpoints        []EndpointBill  `json:"endpoints"`
 }
+
+// Money is an amount in cents, written as a string with two decimals
+// ("12.50") so no reader parses it into a float.
+type Money struct{ decimal.Decimal }
+
+// MarshalJSON writes the amount as "12.50".
+func (m Money) MarshalJSON() ([]byte, error) { return []byte(`"` + m.StringFixed(2) + `"`), nil }
+
+// UnmarshalJSON reads "12.50" (or 12.5).
+func (m *Money) UnmarshalJSON(b []byte) error { return m.Decimal.UnmarshalJSON(b) }
+
+func money(d decimal.Decimal) Money { return Money{d.Round(2)} }
 
 // EndpointBill is one endpoint's part of a bill; Overage is the period's
 // overage charge shared out by units.
@@ -34,7 +46,7 @@ type EndpointBill struct {
 	Requests uint64          `json:"requests"`
 	Weight   decimal.Decimal `json:"weight"`
 	Units    decimal.Decimal `json:"units"`
-	Overage  decimal.Decimal `json:"overage"`
+	Overage  Money           `json:"overage"`
 }
 
 // EndpointUsage is an endpoint's billable requests in a period.
@@ -50,7 +62,7 @@ var thousand = decimal.NewFromInt(1000)
 // to cents (half away from zero) at the end; units stay exact.
 func BillOf(p *Plan, start, end time.Time, usage []EndpointUsage) Bill {
 	b := Bill{PeriodStart: start, PeriodEnd: end, Plan: p.Name, Currency: p.Price.Currency,
-		IncludedRequests: p.Price.IncludedRequests, MonthlyFee: p.Price.MonthlyFee.Round(2), Endpoints: []EndpointBill{}}
+		IncludedRequests: p.Price.IncludedRequests, MonthlyFee: money(p.Price.MonthlyFee), Endpoints: []EndpointBill{}}
 	for _, u := range usage {
 		w := p.Price.Weight(u.Endpoint)
 		units := w.Mul(decimal.NewFromUint64(u.Requests))
@@ -60,12 +72,12 @@ func BillOf(p *Plan, start, end time.Time, usage []EndpointUsage) Bill {
 	}
 	b.BillableUnits = decimal.Max(decimal.Zero, b.Units.Sub(decimal.NewFromUint64(b.IncludedRequests)))
 	overage := b.BillableUnits.Div(thousand).Mul(p.Price.PerThousand)
-	b.Overage = overage.Round(2)
-	b.Total = b.MonthlyFee.Add(b.Overage)
+	b.Overage = money(overage)
+	b.Total = money(b.MonthlyFee.Add(b.Overage.Decimal))
 	for i := range b.Endpoints {
 		e := &b.Endpoints[i]
 		if b.Units.IsPositive() {
-			e.Overage = overage.Mul(e.Units).Div(b.Units).Round(2)
+			e.Overage = money(overage.Mul(e.Units).Div(b.Units))
 		}
 	}
 	slices.SortFunc(b.Endpoints, func(x, y EndpointBill) int {
