@@ -30,11 +30,15 @@ func TestOwnAPIEnforcesLimits(t *testing.T) {
 	srv := New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
 	srv.MountAnalytics(&Analytics{Query: query.New(fx.db, query.Limits{}), Keys: fx.keys, Limits: lim,
 		Enforce: lim.Middleware(limits.MiddlewareConfig{Skip: IsAdmin}).Enforce()})
+	calls := 0
 	do := func(target, key string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", target, nil)
 		if key != "" {
 			req.Header.Set("Authorization", "Bearer "+key)
 		}
+		calls++ // a client naming itself anew each time does not escape its limit
+		req.Header.Set("X-Forwarded-For", "203.0.113."+strconv.Itoa(calls%250))
+		req.Header.Set("X-Real-IP", "203.0.113."+strconv.Itoa(calls%250))
 		req.RemoteAddr = "198.51.100.4:4000"
 		rec := httptest.NewRecorder()
 		srv.Echo().ServeHTTP(rec, req)

@@ -31,6 +31,11 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// ShutdownTimeout bounds graceful shutdown. Default 15s.
 	ShutdownTimeout time.Duration
+	// TrustedProxies are the networks whose X-Forwarded-For is believed
+	// for the client's address (the per-address limit, logs). Default:
+	// none — the connection's address is the client's, so a client
+	// cannot pick its own address.
+	TrustedProxies []*net.IPNet
 }
 
 func (c *Config) setDefaults() {
@@ -62,6 +67,14 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, checks map[stri
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(cfg.TrustedProxies) > 0 {
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range cfg.TrustedProxies {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
 	s := &Server{cfg: cfg, log: log, echo: e, checks: checks}
 	e.HTTPErrorHandler = s.handleError
 

@@ -53,6 +53,9 @@ type Config struct {
 	AdminKey string
 	// PlansFile is APIMETER_PLANS_FILE, plans and limits overriding the defaults.
 	PlansFile string
+	// TrustedProxies is APIMETER_TRUSTED_PROXIES, comma-separated CIDRs
+	// whose X-Forwarded-For names the client. Default: none.
+	TrustedProxies []*net.IPNet
 	// LimitsFail is APIMETER_LIMITS_FAIL: what a limit decision does while
 	// its store (Redis) fails: "open" lets requests through, "closed"
 	// answers 503. Default "open".
@@ -176,6 +179,16 @@ func Parse(getenv func(string) string) (Config, error) {
 	p.str("APIMETER_ADMIN_KEY", &c.AdminKey)
 	p.str("APIMETER_PLANS_FILE", &c.PlansFile)
 	p.str("APIMETER_LIMITS_FAIL", &c.LimitsFail)
+	if v := getenv("APIMETER_TRUSTED_PROXIES"); v != "" {
+		for _, part := range strings.Split(v, ",") {
+			_, n, err := net.ParseCIDR(strings.TrimSpace(part))
+			if err != nil {
+				p.fail("APIMETER_TRUSTED_PROXIES", strings.TrimSpace(part), "want CIDRs such as 10.0.0.0/8, comma separated")
+				continue
+			}
+			c.TrustedProxies = append(c.TrustedProxies, n)
+		}
+	}
 	p.integer("APIMETER_EXPORT_MAX_ROWS", &c.ExportMaxRows)
 	p.str("ALERT_WEBHOOK_URL", &c.AlertWebhookURL)
 	p.str("SMTP_URL", &c.SMTPURL)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -86,17 +87,19 @@ func TestReportsEveryProblemAtOnce(t *testing.T) {
 		"APIMETER_ADMIN_KEY":             "short",
 		"OPS_ALERT_EMAIL":                "not-an-address",
 		"API_USAGE_DEBUG":                "maybe",
+		"APIMETER_LIMITS_FAIL":           "sometimes",
+		"APIMETER_TRUSTED_PROXIES":       "10.0.0.0/8, proxy",
 	}))
 	require.Error(t, err)
 	msg := err.Error()
 	for _, want := range []string{
 		"APIMETER_HTTP_ADDR", "API_USAGE_RETENTION_DAYS=\"ninety\"", "API_RATE_LIMIT_WINDOW_MS",
 		"API_HEALTH_UNHEALTHY_THRESHOLD", "LOG_LEVEL", "REDIS_URL", "CLICKHOUSE_URL", "APIMETER_ADMIN_KEY",
-		"OPS_ALERT_EMAIL", "API_USAGE_DEBUG",
+		"OPS_ALERT_EMAIL", "API_USAGE_DEBUG", "APIMETER_LIMITS_FAIL", "APIMETER_TRUSTED_PROXIES=\"proxy\"",
 	} {
 		require.Contains(t, msg, want)
 	}
-	require.Equal(t, 10, strings.Count(msg, "\n")+1, msg)
+	require.Equal(t, 12, strings.Count(msg, "\n")+1, msg)
 }
 
 func TestSecretsStayOutOfErrors(t *testing.T) {
@@ -109,4 +112,19 @@ func TestClickHousePasswordStaysOutOfErrors(t *testing.T) {
 	_, err := Parse(env(map[string]string{"CLICKHOUSE_URL": "clickhouse://u:hunter2@h:9000/%zz"}))
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "hunter2")
+}
+
+func TestPlansFileIsCheckedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	bad := dir + "/plans.yaml"
+	require.NoError(t, os.WriteFile(bad, []byte("plans:\n  - name: a\n    hourlyRequests: -3\n"), 0o644))
+	_, err := Parse(env(map[string]string{"APIMETER_PLANS_FILE": bad}))
+	require.ErrorContains(t, err, "APIMETER_PLANS_FILE")
+	require.ErrorContains(t, err, "line 3")
+	good := dir + "/ok.json"
+	require.NoError(t, os.WriteFile(good, []byte(`{"plans":[{"name":"free","hourlyRequests":5}]}`), 0o644))
+	c, err := Parse(env(map[string]string{"APIMETER_PLANS_FILE": good, "APIMETER_TRUSTED_PROXIES": "10.0.0.0/8,192.168.1.0/24"}))
+	require.NoError(t, err)
+	require.Len(t, c.TrustedProxies, 2)
+	require.Equal(t, "open", c.LimitsFail)
 }

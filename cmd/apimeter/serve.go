@@ -130,7 +130,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}()
 
-	srv := api.New(api.Config{Addr: cfg.HTTPAddr}, log, reg, checks)
+	srv := api.New(api.Config{Addr: cfg.HTTPAddr, TrustedProxies: cfg.TrustedProxies}, log, reg, checks)
 	srv.Echo().Use(producer.TrackUsage(prod, producer.MiddlewareConfig{
 		Skipper:  func(c echo.Context) bool { return c.Path() == "" }, // requests matching no route
 		Metadata: func(echo.Context) map[string]string { return map[string]string{"service": "apimeter"} },
