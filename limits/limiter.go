@@ -638,6 +638,9 @@ func (l *Limiter) Sweep() {
 	if m, ok := l.backend.(*Memory); ok {
 		m.Sweep(now)
 	}
+	if p, ok := l.cfg.Resolver.(interface{ Prune() }); ok {
+		p.Prune()
+	}
 	old := now.Add(-35 * 24 * time.Hour).UnixNano()
 	l.refresh.prune(func(k seedKey, at int64) bool { return at < now.Add(-time.Hour).UnixNano() })
 	l.levels.prune(func(k seedKey, _ int) bool { return k.Period < old })
