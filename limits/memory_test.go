@@ -117,29 +117,33 @@ func TestNoHourHoldsMoreThanTheLimit(t *testing.T) {
 	}
 }
 
-func TestQuotaNeedsSeedAndPeriodsRoll(t *testing.T) {
-	m := NewMemory(0)
+func TestQuotaNeedsSeedAndPeriodsRoll(t *testing.T) { quotaContract(t, NewMemory(0)) }
+
+// quotaContract is what every backend does with a quota counter: nothing
+// before its seed, counting up to the limit, refusing past it with the
+// period's end as the retry, Raise never lowering, soft checks counting
+// past the limit, and a new period starting unseeded.
+func quotaContract(t *testing.T, b Backend) {
 	start, end := BillingPeriod(t0, 1)
 	q := Check{Key: Key{Policy: "quota", Tenant: "t", User: "u"}, Limit: 10, PeriodStart: start, PeriodEnd: end}
-	ok, st := take(t, m, t0, q)
+	ok, st := take(t, b, t0, q)
 	require.False(t, ok)
 	require.True(t, st[0].Unseeded)
-	require.NoError(t, m.Raise(context.Background(), q.Key, start, end, 9))
-	ok, st = take(t, m, t0, q)
+	require.NoError(t, b.Raise(context.Background(), q.Key, start, end, 9))
+	ok, st = take(t, b, t0, q)
 	require.True(t, ok)
 	require.EqualValues(t, 10, st[0].Used)
-	ok, st = take(t, m, t0, q)
+	require.Equal(t, end, st[0].Reset)
+	ok, st = take(t, b, t0, q)
 	require.False(t, ok)
 	require.True(t, st[0].Denied)
 	require.Equal(t, end.Sub(t0), st[0].RetryAfter)
-	// Raise never lowers a count.
-	require.NoError(t, m.Raise(context.Background(), q.Key, start, end, 3))
-	_, st = take(t, m, t0, Check{Key: q.Key, Limit: 10, PeriodStart: start, PeriodEnd: end, Soft: true})
-	require.EqualValues(t, 11, st[0].Used, "a soft check counts past the limit")
-	// The next period starts unseeded.
+	require.NoError(t, b.Raise(context.Background(), q.Key, start, end, 3))
+	_, st = take(t, b, t0, Check{Key: q.Key, Limit: 10, PeriodStart: start, PeriodEnd: end, Soft: true})
+	require.EqualValues(t, 11, st[0].Used, "Raise never lowers; a soft check counts past the limit")
 	ns, ne := BillingPeriod(end, 1)
-	_, st = take(t, m, end, Check{Key: q.Key, Limit: 10, PeriodStart: ns, PeriodEnd: ne})
-	require.True(t, st[0].Unseeded)
+	_, st = take(t, b, end, Check{Key: q.Key, Limit: 10, PeriodStart: ns, PeriodEnd: ne})
+	require.True(t, st[0].Unseeded, "a new period starts unseeded")
 }
 
 func TestMemoryStaysBounded(t *testing.T) {

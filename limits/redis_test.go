@@ -152,25 +152,7 @@ func TestRedisWindowEdge(t *testing.T) {
 func TestRedisQuotaSeedAndRaise(t *testing.T) {
 	r := NewRedis(dialTest(t, sharedRedisURL(t)), uniquePrefix(t))
 	r.ClientClock = true
-	start, end := BillingPeriod(t0, 1)
-	q := Check{Key: Key{Policy: "quota", Tenant: "t", User: "u"}, Limit: 10, PeriodStart: start, PeriodEnd: end}
-	ok, st := take(t, r, t0, q)
-	require.False(t, ok)
-	require.True(t, st[0].Unseeded)
-	require.NoError(t, r.Raise(context.Background(), q.Key, start, end, 9))
-	ok, st = take(t, r, t0, q)
-	require.True(t, ok)
-	require.EqualValues(t, 10, st[0].Used)
-	require.Equal(t, end, st[0].Reset)
-	ok, st = take(t, r, t0, q)
-	require.False(t, ok)
-	require.True(t, st[0].Denied)
-	require.NoError(t, r.Raise(context.Background(), q.Key, start, end, 4))
-	ok, _ = take(t, r, t0, q)
-	require.False(t, ok, "Raise never lowers a count")
-	ns, ne := BillingPeriod(end, 1)
-	_, st = take(t, r, end, Check{Key: q.Key, Limit: 10, PeriodStart: ns, PeriodEnd: ne})
-	require.True(t, st[0].Unseeded, "a new period starts unseeded")
+	quotaContract(t, r)
 }
 
 // TestRedisNoticesOnceAcrossReplicas: two replicas share Redis; a level

@@ -316,34 +316,6 @@ func (s *Service) RecentRequests(ctx context.Context, sc Scope, window time.Dura
 	return rows[0].agg.Requests, nil
 }
 
-// Account is a user's plan and billing anchor, from the accounts table.
-type Account struct {
-	Plan       string
-	AnchorDay  int // day of the month the billing period starts
-	QuotaMode  string
-	Configured bool // false: the user has no account row (defaults apply)
-}
-
-// Account reads a user's account.
-func (s *Service) Account(ctx context.Context, tenant, user string) (Account, error) {
-	rows, err := s.db.Query(ctx, `SELECT plan, billing_anchor_day, quota_mode FROM accounts FINAL
-		WHERE tenant_id = {tenant:String} AND user_id = {user:String} AND deleted = 0`,
-		store.Named("tenant", tenant), store.Named("user", user))
-	if err != nil {
-		return Account{}, err
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		return Account{AnchorDay: 1}, rows.Err()
-	}
-	a := Account{Configured: true}
-	err = rows.Scan(&a.Plan, &a.AnchorDay, &a.QuotaMode)
-	if a.AnchorDay < 1 || a.AnchorDay > 31 {
-		a.AnchorDay = 1
-	}
-	return a, err
-}
-
 // BillableRow is a user's requests to an endpoint on one UTC day,
 // leaving out those a limit refused (status 429).
 type BillableRow struct {
