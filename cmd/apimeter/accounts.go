@@ -76,7 +76,7 @@ func accountsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *key == "" {
 		return errors.New("accounts: no admin key: set --key, APIMETER_KEY or APIMETER_ADMIN_KEY")
 	}
-	c := &adminClient{base: strings.TrimSuffix(*base, "/") + "/api/api-usage/admin/accounts", key: *key}
+	c := &adminClient{name: "accounts", base: strings.TrimSuffix(*base, "/") + "/api/api-usage/admin/accounts", key: *key}
 	tenantQuery := ""
 	if *tenant != "" {
 		tenantQuery = "?" + url.Values{"tenantId": {*tenant}}.Encode()
@@ -97,13 +97,13 @@ func accountsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			body["quotaMode"] = *mode
 		}
 		var out json.RawMessage
-		if err := accountsErr(c.do(ctx, http.MethodPut, "/"+url.PathEscape(users[0]), body, &out)); err != nil {
+		if err := c.do(ctx, http.MethodPut, "/"+url.PathEscape(users[0]), body, &out); err != nil {
 			return err
 		}
 		return printAccount(stdout, *jsonOut, out)
 	case "get":
 		var out json.RawMessage
-		if err := accountsErr(c.do(ctx, http.MethodGet, "/"+url.PathEscape(users[0])+tenantQuery, nil, &out)); err != nil {
+		if err := c.do(ctx, http.MethodGet, "/"+url.PathEscape(users[0])+tenantQuery, nil, &out); err != nil {
 			return err
 		}
 		return printAccount(stdout, *jsonOut, out)
@@ -116,7 +116,7 @@ func accountsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			q.Set("plan", *plan)
 		}
 		var out json.RawMessage
-		if err := accountsErr(c.do(ctx, http.MethodGet, "?"+q.Encode(), nil, &out)); err != nil {
+		if err := c.do(ctx, http.MethodGet, "?"+q.Encode(), nil, &out); err != nil {
 			return err
 		}
 		if *jsonOut {
@@ -130,15 +130,7 @@ func accountsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return printAccounts(stdout, list.Accounts)
 	case "delete":
-		var out json.RawMessage
-		err := c.do(ctx, http.MethodDelete, "/"+url.PathEscape(users[0])+tenantQuery, nil, &out)
-		// A 204 has no body, which adminClient reads as JSON that ends
-		// at once; a body that fails to parse further in is still an error.
-		var syntax *json.SyntaxError
-		if errors.As(err, &syntax) && syntax.Offset == 0 {
-			err = nil
-		}
-		if err := accountsErr(err); err != nil {
+		if err := c.do(ctx, http.MethodDelete, "/"+url.PathEscape(users[0])+tenantQuery, nil, new(json.RawMessage)); err != nil {
 			return err
 		}
 		if *jsonOut {
@@ -208,17 +200,3 @@ func printAccounts(w io.Writer, list []accountJSON) error {
 	}
 	return tw.Flush()
 }
-
-// accountsErr names this command in errors adminClient prefixes with
-// "keys:", keeping what they wrap.
-func accountsErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	return renamedErr{err}
-}
-
-type renamedErr struct{ err error }
-
-func (e renamedErr) Error() string { return "accounts: " + strings.TrimPrefix(e.err.Error(), "keys: ") }
-func (e renamedErr) Unwrap() error { return e.err }

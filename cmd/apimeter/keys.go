@@ -50,7 +50,7 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *key == "" {
 		return errors.New("keys: no admin key: set --key, APIMETER_KEY or APIMETER_ADMIN_KEY")
 	}
-	c := &adminClient{base: strings.TrimSuffix(*base, "/") + "/api/api-usage/admin/keys", key: *key}
+	c := &adminClient{name: "keys", base: strings.TrimSuffix(*base, "/") + "/api/api-usage/admin/keys", key: *key}
 	switch args[0] {
 	case "create":
 		body := map[string]any{"userId": *user, "role": *role, "name": *name}
@@ -140,7 +140,9 @@ func expiry(s string) (time.Time, error) {
 }
 
 // adminClient calls the admin keys API.
-type adminClient struct{ base, key string }
+// adminClient calls one collection of the admin API; name prefixes its
+// errors ("keys", "accounts").
+type adminClient struct{ name, base, key string }
 
 func (c *adminClient) do(ctx context.Context, method, suffix string, body, out any) error {
 	var rd io.Reader
@@ -161,7 +163,7 @@ func (c *adminClient) do(ctx context.Context, method, suffix string, body, out a
 	}
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		return fmt.Errorf("keys: %w", err)
+		return fmt.Errorf("%s: %w", c.name, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -173,9 +175,15 @@ func (c *adminClient) do(ctx context.Context, method, suffix string, body, out a
 			Error struct{ Code, Message string }
 		}
 		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("keys: %s (%d %s)", e.Error.Message, resp.StatusCode, e.Error.Code)
+			return fmt.Errorf("%s: %s (%d %s)", c.name, e.Error.Message, resp.StatusCode, e.Error.Code)
 		}
-		return fmt.Errorf("keys: the server answered %s", resp.Status)
+		return fmt.Errorf("%s: the server answered %s", c.name, resp.Status)
 	}
-	return json.Unmarshal(raw, out)
+	if resp.StatusCode == http.StatusNoContent || len(raw) == 0 || out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%s: the server's answer: %w", c.name, err)
+	}
+	return nil
 }
