@@ -170,6 +170,8 @@ func OpenAPI() map[string]any {
 				"application/x-ndjson":                map[string]any{"schema": map[string]any{"type": "string"}},
 			}
 			ok["headers"] = map[string]any{"X-Export-Rows": map[string]any{"schema": map[string]any{"type": "integer"}}}
+		case status == http.StatusNoContent:
+			ok["description"] = "Done; no body"
 		case r.resp != nil:
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": sg.schema(reflect.TypeOf(r.resp))}}
 		default:
