@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -316,4 +317,18 @@ func TestRedisOutageFollowsTheFailurePolicy(t *testing.T) {
 	// The three counted before the outage survived it (Redis' append-only
 	// file); the requests let through while it was down were not counted.
 	require.Equal(t, "96", Header(rec.Header(), "X-RateLimit-Remaining"))
+}
+
+func TestUnresolvedPlanFollowsTheFailurePolicy(t *testing.T) {
+	broken := ResolverFunc(func(context.Context, string, string) (Account, error) {
+		return Account{}, errors.New("accounts unreachable")
+	})
+	open := newApp(t, Config{Resolver: broken})
+	rec := open.call("GET", "/api/things", "acme", "jo")
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Empty(t, rec.Header()[HeaderLimit])
+	require.EqualValues(t, 1, testutil.ToFloat64(open.l.failures))
+	closed := newApp(t, Config{Resolver: broken, FailClosed: true})
+	require.Equal(t, http.StatusServiceUnavailable, closed.call("GET", "/api/things", "acme", "jo").Code)
+	require.Zero(t, closed.served)
 }

@@ -107,10 +107,12 @@ func (m *Middleware) handler(sc scope, explicit *EndpointLimit) echo.MiddlewareF
 				extra = append(extra, endpointCheck(*explicit, tenant, who))
 			}
 			d, err := m.l.decideInto(c.Request().Context(), decisions.Get().(*Decision), r, sc, extra...)
-			if d == nil { // the account could not be resolved
-				return err
+			if d == nil { // the account could not be resolved: as if the backend failed
+				d = &Decision{Failed: true, Allowed: !m.l.cfg.FailClosed}
+				m.l.failures.Inc()
+			} else {
+				defer decisions.Put(d)
 			}
-			defer decisions.Put(d)
 			if d.Failed {
 				m.l.cfg.Log.Warn("limits backend failed", "failClosed", m.l.cfg.FailClosed, "err", err)
 				if !d.Allowed {
