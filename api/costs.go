@@ -13,7 +13,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/query"
 )
@@ -88,7 +87,7 @@ var billingColumns = []string{"tenantId", "userId", "plan", "periodStart", "peri
 // exportBilling writes a bill per user and billing period overlapping
 // the range: one user's, or every user with usage in a tenant admin's
 // tenant. CSV, JSON or NDJSON.
-func (a *Analytics) exportBilling(c echo.Context, b ExportBody, p auth.Principal, sc query.Scope, rng query.Range) error {
+func (a *Analytics) exportBilling(c echo.Context, b ExportBody, sc query.Scope, rng query.Range, f query.Filters) error {
 	format := query.Format(strings.ToLower(b.Format))
 	switch format {
 	case query.FormatCSV, query.FormatJSON, query.FormatNDJSON:
@@ -97,6 +96,9 @@ func (a *Analytics) exportBilling(c echo.Context, b ExportBody, p auth.Principal
 	}
 	if len(b.Fields) > 0 {
 		return BadRequest("fields: a billing export has fixed columns: %s", strings.Join(billingColumns, ", "))
+	}
+	if len(f.Endpoint)+len(f.Method)+len(f.StatusCode)+len(f.StatusClass)+len(f.User) > 0 {
+		return BadRequest("filters: a billing export bills whole periods; name a user with userId")
 	}
 	if sc.Tenant == "" {
 		return BadRequest("name the tenant: tenantId")

@@ -121,6 +121,8 @@ plans:
 	require.Contains(t, rec.Body.String(), `"userId":"`+fx.user+`"`)
 	rec = serveJSON(t, srv, "POST", BasePath+"/export", fx.userKey, strings.Replace(body, `"csv"`, `"arrow"`, 1), nil)
 	require.Equal(t, http.StatusBadRequest, rec.Code)
+	rec = serveJSON(t, srv, "POST", BasePath+"/export", fx.userKey, strings.Replace(body, `"csv",`, `"csv","filters":{"endpoint":"/x"},`, 1), nil)
+	require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
 	// Another tenant's bills are out of reach.
 	rec = serveJSON(t, srv, "GET", BasePath+"/costs?tenantId="+fx.otherTenant, fx.tenantAdminKey, "", nil)
 	require.Equal(t, http.StatusForbidden, rec.Code)

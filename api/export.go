@@ -45,7 +45,7 @@ func (a *Analytics) export(c echo.Context) error {
 		return BadRequest("format: want csv, json, ndjson or arrow")
 	}
 	if b.Dataset == "billing" {
-		return a.exportBilling(c, b, p, sc, rng)
+		return a.exportBilling(c, b, sc, rng, f)
 	}
 	ctx := c.Request().Context()
 	e, err := a.Query.PrepareExport(ctx, query.ExportRequest{Scope: sc, Range: rng, Dataset: query.Dataset(b.Dataset),
