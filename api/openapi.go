@@ -16,6 +16,7 @@ import (
 	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/monitor"
 )
 
 // The OpenAPI 3 document is built from the handlers' own request and
@@ -104,6 +105,19 @@ var apiRoutes = []apiRoute{
 		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}, {name: "tenantId", in: "query", typ: "string", desc: "global admins: the account's tenant (required)"}}, resp: accounts.Account{}},
 	{method: "DELETE", path: "/admin/accounts/{userId}", who: "admin", summary: "Delete a user's account (the default plan applies again)",
 		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}, {name: "tenantId", in: "query", typ: "string", desc: "global admins: the account's tenant (required)"}}, status: http.StatusNoContent},
+	{method: "GET", path: "/admin/incidents", who: "admin", summary: "Incidents, newest first (global admins)",
+		params: []apiParam{{name: "status", in: "query", typ: "string", enum: []string{"open", "investigating", "identified", "monitoring", "resolved"}},
+			{name: "limit", in: "query", typ: "integer", desc: "1-1000, default 100"}}, resp: IncidentList{}},
+	{method: "GET", path: "/admin/incidents/{id}", who: "admin", summary: "An incident with its timeline (global admins)",
+		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, resp: monitor.Incident{}},
+	{method: "POST", path: "/admin/incidents/{id}/updates", who: "admin", summary: "Add a timeline entry, optionally with a new status (global admins)",
+		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, body: IncidentUpdateBody{}, resp: monitor.Incident{}},
+	{method: "POST", path: "/admin/incidents/{id}/resolve", who: "admin", summary: "Resolve an incident by hand (global admins)",
+		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, body: IncidentUpdateBody{}, resp: monitor.Incident{}},
+	{method: "GET", path: "/admin/jobs", who: "admin", summary: "Background jobs, their next runs and recent runs (global admins)",
+		params: []apiParam{{name: "job", in: "query", typ: "string", desc: "one job's runs"}, {name: "limit", in: "query", typ: "integer", desc: "1-1000, default 50"}}, resp: JobsResponse{}},
+	{method: "POST", path: "/admin/jobs/{name}/run", who: "admin", summary: "Run a job now on this replica (global admins)",
+		params: []apiParam{{name: "name", in: "path", typ: "string", required: true}}, resp: JobRunResponse{}},
 	{method: "GET", path: "/openapi.json", who: "public", summary: "This document"},
 }
 

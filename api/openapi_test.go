@@ -17,6 +17,7 @@ import (
 
 	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/ingest"
+	"github.com/apimeter/apimeter/monitor"
 	"github.com/apimeter/apimeter/query"
 )
 
@@ -26,6 +27,8 @@ func TestOpenAPIMatchesTheRoutes(t *testing.T) {
 	srv.MountAnalytics(&Analytics{Query: fx.an.Query, Keys: fx.keys})
 	srv.MountEvents(&sink{}, ingest.Policy{}, KeyAuth(fx.keys, true))
 	srv.MountAccounts(&AccountsAPI{Store: accounts.New(fx.db)}, KeyAuth(fx.keys, true))
+	srv.MountIncidents(&IncidentsAPI{Monitor: monitor.New(monitor.Config{})}, KeyAuth(fx.keys, true))
+	srv.MountJobs(&JobsAPI{}, KeyAuth(fx.keys, true))
 	param := regexp.MustCompile(`:([A-Za-z]+)`)
 	registered := map[string]bool{}
 	for _, r := range srv.Echo().Routes() {

@@ -65,8 +65,14 @@ type Config struct {
 	ExportMaxRows int
 	// AlertWebhookURL is ALERT_WEBHOOK_URL.
 	AlertWebhookURL string
+	// AlertWebhookSecret is ALERT_WEBHOOK_SECRET: the key of the webhook's
+	// HMAC-SHA256 signature header. Empty sends unsigned webhooks.
+	AlertWebhookSecret string
 	// SMTPURL is SMTP_URL (smtp:// or smtps://).
 	SMTPURL string
+	// SMTPFrom is APIMETER_SMTP_FROM, the sender of alert e-mails.
+	// Default apimeter@<hostname>.
+	SMTPFrom string
 	// OpsAlertEmail is OPS_ALERT_EMAIL.
 	OpsAlertEmail string
 
@@ -191,7 +197,9 @@ func Parse(getenv func(string) string) (Config, error) {
 	}
 	p.integer("APIMETER_EXPORT_MAX_ROWS", &c.ExportMaxRows)
 	p.str("ALERT_WEBHOOK_URL", &c.AlertWebhookURL)
+	p.str("ALERT_WEBHOOK_SECRET", &c.AlertWebhookSecret)
 	p.str("SMTP_URL", &c.SMTPURL)
+	p.str("APIMETER_SMTP_FROM", &c.SMTPFrom)
 	p.str("OPS_ALERT_EMAIL", &c.OpsAlertEmail)
 	p.millis("API_RATE_LIMIT_WINDOW_MS", &c.RateLimitWindow)
 	p.integer("API_RATE_LIMIT_MAX_REQUESTS", &c.RateLimitMaxRequests)
@@ -294,6 +302,14 @@ func (c Config) Validate() error {
 	}
 	if c.LimitsFail != "open" && c.LimitsFail != "closed" {
 		bad("APIMETER_LIMITS_FAIL", "%q: want open or closed", c.LimitsFail)
+	}
+	if c.SMTPURL != "" && c.OpsAlertEmail == "" {
+		bad("OPS_ALERT_EMAIL", "set it to receive alert e-mails through SMTP_URL")
+	}
+	if c.SMTPFrom != "" {
+		if _, err := mail.ParseAddress(c.SMTPFrom); err != nil {
+			bad("APIMETER_SMTP_FROM", "%q is not an e-mail address", c.SMTPFrom)
+		}
 	}
 	if c.OpsAlertEmail != "" {
 		if _, err := mail.ParseAddress(c.OpsAlertEmail); err != nil {

@@ -52,6 +52,10 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff between failed loads.
 	// Defaults 100ms and 10s.
 	RetryMin, RetryMax time.Duration
+	// OnLoaded is called after each batch is stored and committed (from
+	// the partition's goroutine; it must not block for long): what
+	// api.usage.tracked reports, a batch at a time.
+	OnLoaded func(LoadedBatch)
 	// Loads is how many batches (of any partitions) load at once. More
 	// concurrent inserts than the store has cores to run them make each
 	// slower and the batches smaller; waiting partitions keep filling
@@ -565,11 +569,43 @@ func (in *Ingester) load(ctx context.Context, gen *kafka.Generation, partition i
 			log.Info("stopping: end of batch not committed", "err", err)
 			return
 		}
+		if in.cfg.OnLoaded != nil {
+			in.cfg.OnLoaded(summarize(b))
+		}
 		select {
 		case free <- b:
 		default:
 		}
 	}
+}
+
+// LoadedBatch tells of one stored batch: its place in the topic and its
+// counts, per tenant too.
+type LoadedBatch struct {
+	Topic        string         `json:"topic"`
+	Partition    int32          `json:"partition"`
+	FirstOffset  int64          `json:"firstOffset"`
+	LastOffset   int64          `json:"lastOffset"`
+	Records      int            `json:"records"`
+	Features     int            `json:"features"`
+	Rejected     int            `json:"rejected"`
+	Duplicates   int            `json:"duplicates"`
+	ByTenant     map[string]int `json:"byTenant"`
+	FirstEventAt time.Time      `json:"firstEventAt"`
+	LastEventAt  time.Time      `json:"lastEventAt"`
+	Replay       bool           `json:"replay"`
+}
+
+func summarize(b *Batch) LoadedBatch {
+	l := LoadedBatch{Topic: b.Topic, Partition: b.Partition, FirstOffset: b.First, LastOffset: b.Last, Records: b.Usage.Len(),
+		Features: b.Features.Len(), Rejected: len(b.Rejected), Duplicates: b.Duplicates, ByTenant: map[string]int{}, Replay: b.Replay}
+	for _, t := range b.Usage.tenant {
+		l.ByTenant[t]++
+	}
+	if b.MaxEventMs > 0 {
+		l.FirstEventAt, l.LastEventAt = time.UnixMilli(b.MinEventMs).UTC(), time.UnixMilli(b.MaxEventMs).UTC()
+	}
+	return l
 }
 
 // newBatch takes a loaded batch back, or makes one.

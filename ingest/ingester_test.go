@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -245,6 +246,16 @@ func TestIngestStoresEveryRecordOnce(t *testing.T) {
 	brokers := testBrokers(t)
 	db := migratedStore(t)
 	cfg := testConfig(brokers)
+	var mu sync.Mutex
+	var loaded LoadedBatch // the sum of what OnLoaded told
+	cfg.OnLoaded = func(b LoadedBatch) {
+		mu.Lock()
+		defer mu.Unlock()
+		loaded.Records += b.Records
+		loaded.Features += b.Features
+		loaded.Rejected += b.Rejected
+		loaded.Duplicates += b.Duplicates
+	}
 	now := time.Now()
 	w := newWorkload(20_000, now)
 	produce(t, cfg, w.msgs)
@@ -254,6 +265,10 @@ func TestIngestStoresEveryRecordOnce(t *testing.T) {
 		return ledgerMessages(t, db, cfg.Topic) == uint64(len(w.msgs))
 	})
 	stop()
+	mu.Lock()
+	require.Equal(t, LoadedBatch{Records: int(w.apiCalls), Features: int(w.features), Rejected: w.badCount(),
+		Duplicates: len(w.msgs) - int(w.apiCalls) - int(w.features) - w.badCount()}, loaded, "api.usage.tracked counts, summed over batches")
+	mu.Unlock()
 
 	w.checkStoredOnce(t, db, cfg.Topic)
 	require.Equal(t, uint64(w.badCount()), queryUint(t, db, "SELECT count() FROM ingest_rejections WHERE kafka_topic = {topic:String}", store.Named("topic", cfg.Topic)))

@@ -48,3 +48,14 @@ func TestPeriodsGoBackFromNow(t *testing.T) {
 	d := func(m time.Month, day int) time.Time { return time.Date(2028, m, day, 0, 0, 0, 0, time.UTC) }
 	require.Equal(t, [][2]time.Time{{d(2, 29), d(3, 31)}, {d(1, 31), d(2, 29)}, {time.Date(2027, 12, 31, 0, 0, 0, 0, time.UTC), d(1, 31)}}, ps)
 }
+
+func TestRolloverCountsThePeriodsThatBegin(t *testing.T) {
+	l := New(Config{})
+	anchors := map[int]int{1: 5, 15: 2, 31: 3}
+	d := func(m time.Month, day int) time.Time { return time.Date(2028, m, day, 0, 0, 0, 0, time.UTC) }
+	require.Equal(t, 3, l.Rollover(d(2, 29), anchors), "the 31st falls on the 29th in a leap February")
+	require.Equal(t, 5, l.Rollover(d(3, 1), anchors))
+	require.Equal(t, 2, l.Rollover(d(3, 15).Add(3*time.Hour), anchors))
+	require.Equal(t, 0, l.Rollover(d(3, 16), anchors))
+	require.Equal(t, 3, l.Rollover(d(3, 31), anchors))
+}

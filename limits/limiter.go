@@ -665,3 +665,22 @@ func (l *Limiter) Usage(ctx context.Context, tenant, user string, start, end tim
 	}
 	return l.cfg.Usage.PeriodUsage(ctx, tenant, user, start, end)
 }
+
+// Rollover is the quota-period boundary at now: periods that started
+// today (00:00 UTC) begin from zero — their counters are keyed by period
+// and start afresh — and what was kept for periods that ended is dropped
+// now rather than at the next sweep. It reports how many periods of the
+// given anchor days began today.
+func (l *Limiter) Rollover(now time.Time, anchors map[int]int) (began int) {
+	now = now.UTC()
+	for anchor, users := range anchors {
+		if start, _ := BillingPeriod(now, anchor); start.Equal(now.Truncate(24 * time.Hour)) {
+			began += users
+		}
+	}
+	l.Sweep()
+	cut := now.Truncate(24 * time.Hour).Add(-32 * 24 * time.Hour).UnixNano()
+	l.levels.prune(func(k seedKey, _ int) bool { return k.Period < cut })
+	l.refresh.prune(func(k seedKey, _ int64) bool { return k.Period < cut })
+	return began
+}

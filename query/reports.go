@@ -185,8 +185,20 @@ type HealthReport struct {
 	AvgResponseTime float64
 	ActiveEndpoints int
 	Issues          []Issue
-	CheckedAt       time.Time
-	Window          Range
+	// Endpoints are the endpoints with enough traffic to be judged (see
+	// Thresholds.MinRequests), with their values, breaching or not.
+	Endpoints []EndpointHealth
+	CheckedAt time.Time
+	Window    Range
+}
+
+// EndpointHealth is one endpoint's values over the health window.
+type EndpointHealth struct {
+	Endpoint        string
+	Method          string
+	Requests        uint64
+	ErrorRate       float64
+	AvgResponseTime float64
 }
 
 // Health judges the last five complete minutes (from the minute rollup:
@@ -224,6 +236,8 @@ func (s *Service) Health(ctx context.Context, sc Scope, th Thresholds) (HealthRe
 		if row.agg.Requests < th.MinRequests {
 			continue
 		}
+		rep.Endpoints = append(rep.Endpoints, EndpointHealth{Endpoint: row.dims[0], Method: row.dims[1], Requests: row.agg.Requests,
+			ErrorRate: row.agg.Value(ErrorRate), AvgResponseTime: row.agg.Value(AvgResponseTime)})
 		_, rep.Issues = judge(row.agg, "endpoint", row.dims[0], row.dims[1], th, rep.Issues)
 	}
 	return rep, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/api"
@@ -23,6 +24,7 @@ import (
 	"github.com/apimeter/apimeter/ingest/producer"
 	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/query"
+	"github.com/apimeter/apimeter/scheduler"
 	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
 )
@@ -31,7 +33,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	noMigrate := fs.Bool("no-migrate", false, "do not apply migrations at start (readiness waits for them)")
-	rolesFlag := fs.String("roles", "api,ingest", "comma-separated roles this process runs: api, ingest")
+	rolesFlag := fs.String("roles", "api,ingest,scheduler", "comma-separated roles this process runs: api, ingest, scheduler")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
@@ -103,9 +105,31 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		brokers = []string{br.Addr()}
 		log.Info("embedded kafka broker listening", "addr", br.Addr())
 	}
+	// Events go to in-process subscribers and to api-usage-events.
+	sink := events.NewKafkaSink(brokers, events.Topic, log)
+	defer sink.Close()
+	bus := events.NewBus("apimeter", sink)
+	bus.Subscribe(func(e events.CloudEvent) {
+		log.Debug("event", "type", e.Type, "id", e.ID, "tenantId", e.TenantID, "userId", e.UserID)
+	})
+	var rc *redis.Client
+	if cfg.RedisURL != "" {
+		if rc, err = limits.RedisClient(cfg.RedisURL); err != nil {
+			return err
+		}
+		defer rc.Close()
+	}
+
 	var ingestStats api.IngestStats
 	if roles["ingest"] {
-		in, err := ingest.New(ingestConfig(cfg, brokers), db, log, reg)
+		icfg := ingestConfig(cfg, brokers)
+		// api.usage.tracked is one event per stored batch, with its
+		// counts: an event per record would double the Kafka traffic.
+		icfg.OnLoaded = func(b ingest.LoadedBatch) {
+			bus.Publish(fmt.Sprintf("usage:%s:%d:%d", b.Topic, b.Partition, b.FirstOffset), "api.usage.tracked", time.Now(), "", "",
+				fmt.Sprintf("%s/%d", b.Topic, b.Partition), b)
+		}
+		in, err := ingest.New(icfg, db, log, reg)
 		if err != nil {
 			return err
 		}
@@ -136,13 +160,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Metadata: func(echo.Context) map[string]string { return map[string]string{"service": "apimeter"} },
 	}))
 	keys := auth.NewStore(db, cfg.AdminKey)
-	sink := events.NewKafkaSink(brokers, events.Topic, log)
-	defer sink.Close()
-	bus := events.NewBus("apimeter", sink)
-	bus.Subscribe(func(e events.CloudEvent) {
-		log.Info("event", "type", e.Type, "id", e.ID, "tenantId", e.TenantID, "userId", e.UserID)
-	})
-	lim, resolver, err := newLimiter(ctx, cfg, db, reg, log, bus)
+	lim, resolver, err := newLimiter(ctx, cfg, db, rc, reg, log, bus)
 	if err != nil {
 		return err
 	}
@@ -152,8 +170,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	// its plan, a call without a key by its address; admins are exempt.
 	limitMW := lim.Middleware(limits.MiddlewareConfig{Skip: api.IsAdmin})
 	srv.MountEvents(prod, ingest.Policy{Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour}, api.KeyAuth(keys, true))
+	qs := query.New(db, query.Limits{})
 	srv.MountAnalytics(&api.Analytics{
-		Query: query.New(db, query.Limits{}), Keys: keys, Ingest: ingestStats, ExportMaxRows: uint64(cfg.ExportMaxRows),
+		Query: qs, Keys: keys, Ingest: ingestStats, ExportMaxRows: uint64(cfg.ExportMaxRows),
 		Thresholds: query.Thresholds{Degraded: cfg.HealthDegradedThreshold, Unhealthy: cfg.HealthUnhealthyThreshold, Slow: cfg.SlowResponseThreshold},
 		Limits:     lim, Enforce: limitMW.Enforce(),
 	})
@@ -161,6 +180,55 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Store: accounts.New(db), ValidPlan: lim.Plans().Valid, Plans: lim.Plans().Names,
 		OnChange: resolver.Invalidate,
 	}, api.KeyAuth(keys, true))
+
+	// Operations: notifications, the health monitor and its incidents,
+	// and (role scheduler) the background jobs.
+	disp, err := newDispatcher(cfg, db, reg, log)
+	if err != nil {
+		return err
+	}
+	if disp != nil {
+		dctx, stopDispatch := context.WithCancel(context.Background())
+		g.Add(func() error {
+			// What a stopped process left undelivered goes out now.
+			if n, err := disp.Resume(dctx, time.Now().Add(-24*time.Hour)); err != nil {
+				log.Warn("resume notifications", "err", err)
+			} else if n > 0 {
+				log.Info("notifications resumed", "count", n)
+			}
+			return disp.Run(dctx)
+		}, func(error) {
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = disp.Flush(fctx)
+			stopDispatch()
+		})
+	}
+	mon := newMonitor(cfg, db, qs, disp, bus, reg, log)
+	srv.MountIncidents(&api.IncidentsAPI{Monitor: mon}, api.KeyAuth(keys, true))
+	runs := scheduler.ClickHouseRunLog{DB: db}
+	var sched *scheduler.Scheduler
+	if roles["scheduler"] {
+		sc := scheduler.Config{Runs: runs, Registerer: reg, Log: log}
+		if rc != nil {
+			sc.Locker = scheduler.NewRedisLocker(rc, "apimeter:", 0)
+		}
+		if sched, err = scheduler.New(sc); err != nil {
+			return err
+		}
+		if err := sched.Add(jobs(cfg, db, layout, mon, lim, reg, log)...); err != nil {
+			return err
+		}
+		sched.Start()
+		sctx, stopSched := context.WithCancel(context.Background())
+		g.Add(func() error { <-sctx.Done(); return nil }, func(error) {
+			if err := sched.Shutdown(); err != nil {
+				log.Error("scheduler shutdown", "err", err)
+			}
+			stopSched()
+		})
+	}
+	srv.MountJobs(&api.JobsAPI{Scheduler: sched, Runs: runs}, api.KeyAuth(keys, true))
 	if err := srv.Listen(); err != nil {
 		return err
 	}
@@ -183,11 +251,11 @@ func parseRoles(s string) (map[string]bool, error) {
 	roles := map[string]bool{}
 	for _, r := range strings.Split(s, ",") {
 		switch r = strings.TrimSpace(r); r {
-		case "api", "ingest":
+		case "api", "ingest", "scheduler":
 			roles[r] = true
 		case "":
 		default:
-			return nil, fmt.Errorf("unknown role %q (want api or ingest)", r)
+			return nil, fmt.Errorf("unknown role %q (want api, ingest or scheduler)", r)
 		}
 	}
 	if len(roles) == 0 {
@@ -212,7 +280,7 @@ func ingestConfig(cfg config.Config, brokers []string) ingest.Config {
 // newLimiter builds the limits of the API: plans from APIMETER_PLANS_FILE,
 // accounts and recorded usage from ClickHouse, counters in Redis when
 // REDIS_URL is set (shared by replicas) and in memory otherwise.
-func newLimiter(ctx context.Context, cfg config.Config, db store.Driver, reg prometheus.Registerer, log *slog.Logger, bus *events.Bus) (*limits.Limiter, *limits.CachedResolver, error) {
+func newLimiter(ctx context.Context, cfg config.Config, db store.Driver, rc *redis.Client, reg prometheus.Registerer, log *slog.Logger, bus *events.Bus) (*limits.Limiter, *limits.CachedResolver, error) {
 	plans := limits.DefaultPlans()
 	if cfg.PlansFile != "" {
 		var err error
@@ -228,11 +296,7 @@ func newLimiter(ctx context.Context, cfg config.Config, db store.Driver, reg pro
 		Registerer: reg, Log: log,
 		OnEvent: func(e limits.Event) { bus.Publish(e.ID, e.Type, e.Time, e.Tenant, e.User, e.User, e.Data) },
 	}
-	if cfg.RedisURL != "" {
-		rc, err := limits.RedisClient(cfg.RedisURL)
-		if err != nil {
-			return nil, nil, err
-		}
+	if rc != nil {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if err := rc.Ping(pctx).Err(); err != nil {

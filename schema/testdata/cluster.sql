@@ -638,3 +638,53 @@ ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/quota_n
 PARTITION BY toYYYYMM(period_start)
 ORDER BY (tenant_id, user_id, period_start, level);
 
+
+-- 0011_job_runs
+-- Background job runs (package scheduler): one row per run of a job, by
+-- the replica that ran it — scheduled or started by hand, with its
+-- attempts, outcome and last error. Kept 90 days.
+CREATE TABLE IF NOT EXISTS job_runs_local ON CLUSTER apimeter
+(
+    id          String,
+    job         LowCardinality(String),
+    instance    LowCardinality(String),
+    trigger     LowCardinality(String),
+    start       DateTime64(3, 'UTC'),
+    duration_ms UInt64,
+    attempts    UInt16,
+    outcome     LowCardinality(String),
+    error       String
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/job_runs_local', '{replica}')
+PARTITION BY toYYYYMM(start)
+ORDER BY (job, start)
+TTL toDateTime(start) + toIntervalDay(90);
+
+
+-- 0012_health_states
+-- The health monitor's state per subject ("global", or an endpoint and
+-- method): its status, since when, the degraded checks in a row and the
+-- open incident. A restart reads it back, so no transition is reported
+-- twice. The newest version of a subject wins; read with FINAL.
+CREATE TABLE IF NOT EXISTS health_states_local ON CLUSTER apimeter
+(
+    subject         String,
+    scope           LowCardinality(String),
+    endpoint        String,
+    method          LowCardinality(String),
+    status          LowCardinality(String),
+    since           DateTime64(3, 'UTC'),
+    degraded_checks UInt32,
+    incident_id     String,
+    error_rate      Float64,
+    avg_response_ms Float64,
+    requests        UInt64,
+    version         UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/health_states_local', '{replica}', version)
+ORDER BY subject;
+
+-- Notifications are looked up by idempotency key (was it delivered?);
+-- the table is sorted by dedup key, so a bloom filter skips the rest.
+ALTER TABLE alert_notifications_local ON CLUSTER apimeter ADD INDEX IF NOT EXISTS idempotency_key_bf idempotency_key TYPE bloom_filter GRANULARITY 1;
+
