@@ -198,7 +198,7 @@ func TestOperationsEndToEnd(t *testing.T) {
 	env = append(env, "APIMETER_DATA_DIR="+dir, "APIMETER_ADMIN_KEY="+key,
 		"ALERT_WEBHOOK_URL="+hk.srv.URL+"/hook", "ALERT_WEBHOOK_SECRET=webhook-secret",
 		"SMTP_URL=smtp://"+mail.addr, "OPS_ALERT_EMAIL=ops@example.com", "APIMETER_SMTP_FROM=apimeter@example.com",
-		"API_HEALTH_CHECK_INTERVAL=3600", "APIMETER_INGEST_BATCH_WAIT_MS=100")
+		"API_HEALTH_CHECK_INTERVAL=3600", "APIMETER_INGEST_BATCH_WAIT_MS=100", "API_USAGE_DEBUG=true")
 	s := startServe(t, bin, env)
 	s.waitReady(t, 90*time.Second)
 
@@ -265,6 +265,13 @@ func TestOperationsEndToEnd(t *testing.T) {
 	require.Positive(t, seen["api.usage.tracked"])
 	scrapeMetrics(t, s)
 	s.stop(t)
+	// Logging everything at debug level, the process never wrote a key.
+	logged := s.out.String()
+	require.Contains(t, logged, "usage tracked")
+	require.Contains(t, logged, "usage batch stored")
+	require.NotContains(t, logged, key)
+	require.NotContains(t, logged, "Bearer")
+	require.NotContains(t, logged, "webhook-secret")
 }
 
 // scrapeMetrics parses /metrics with the Prometheus text parser and

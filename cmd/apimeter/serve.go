@@ -46,7 +46,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	level := cfg.LogLevel
+	if cfg.UsageDebug { // API_USAGE_DEBUG: every tracked record, at debug level
+		level = slog.LevelDebug
+	}
+	log := newLogger(level, cfg.LogFormat, stderr)
 
 	db, err := store.Open(ctx, cfg.Store())
 	if err != nil {
@@ -126,6 +130,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		// api.usage.tracked is one event per stored batch, with its
 		// counts: an event per record would double the Kafka traffic.
 		icfg.OnLoaded = func(b ingest.LoadedBatch) {
+			if cfg.UsageDebug {
+				log.Debug("usage batch stored", "topic", b.Topic, "partition", b.Partition, "first_offset", b.FirstOffset,
+					"last_offset", b.LastOffset, "records", b.Records, "features", b.Features, "rejected", b.Rejected, "by_tenant", b.ByTenant)
+			}
 			bus.Publish(fmt.Sprintf("usage:%s:%d:%d", b.Topic, b.Partition, b.FirstOffset), "api.usage.tracked", time.Now(), "", "",
 				fmt.Sprintf("%s/%d", b.Topic, b.Partition), b)
 		}
@@ -155,7 +163,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}()
 
 	srv := api.New(api.Config{Addr: cfg.HTTPAddr, TrustedProxies: cfg.TrustedProxies}, log, reg, checks)
-	srv.Echo().Use(producer.TrackUsage(prod, producer.MiddlewareConfig{
+	var tracker producer.Tracker = prod
+	if cfg.UsageDebug {
+		tracker = debugTracker{next: prod, log: log}
+	}
+	srv.Echo().Use(producer.TrackUsage(tracker, producer.MiddlewareConfig{
 		Skipper:  func(c echo.Context) bool { return c.Path() == "" }, // requests matching no route
 		Metadata: func(echo.Context) map[string]string { return map[string]string{"service": "apimeter"} },
 	}))
@@ -307,4 +319,17 @@ func newLimiter(ctx context.Context, cfg config.Config, db store.Driver, rc *red
 		log.Info("limits in redis", "addr", rc.Options().Addr)
 	}
 	return limits.New(lc), resolver, nil
+}
+
+// debugTracker logs every record apimeter's own API tracks
+// (API_USAGE_DEBUG); records carry a key's id, never the key.
+type debugTracker struct {
+	next producer.Tracker
+	log  *slog.Logger
+}
+
+func (d debugTracker) Track(r producer.Record) {
+	d.log.Debug("usage tracked", "tenantId", r.TenantID, "userId", r.UserID, "apiKeyId", r.APIKeyID, "endpoint", r.Endpoint,
+		"method", r.Method, "status", r.StatusCode, "response_ms", r.ResponseTimeMs)
+	d.next.Track(r)
 }
