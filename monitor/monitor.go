@@ -163,15 +163,15 @@ type Transition struct {
 	Values  Values
 }
 
-// load reads the states back once (a restart keeps its memory).
+// load reads the states back before every check: a restart keeps its
+// memory, and replicas taking turns at the check (one per tick, by the
+// scheduler's lock) each start from the last one's.
 func (m *Monitor) load(ctx context.Context) error {
-	if m.loaded {
-		return nil
-	}
 	states, err := m.cfg.Store.States(ctx)
 	if err != nil {
 		return fmt.Errorf("monitor: read states: %w", err)
 	}
+	m.states = make(map[string]*State, len(states))
 	for _, s := range states {
 		m.states[s.Subject] = &s
 		m.status.WithLabelValues(s.Subject).Set(float64(rank(s.Status)))
@@ -187,16 +187,14 @@ func (m *Monitor) load(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		st := m.states[subject]
-		if st == nil {
-			continue
-		}
-		if st.IncidentID == "" {
+		if st := m.states[subject]; st != nil && st.IncidentID == "" {
 			st.IncidentID = i.ID
 		}
-		// A notification lost in a crash goes out now; one that went
-		// out is not sent again (its key was delivered).
-		m.notifyIncident(ctx, i, "created")
+		if !m.loaded {
+			// A notification lost in a crash goes out now; one that
+			// went out is not sent again (its key was delivered).
+			m.notifyIncident(ctx, i, "created")
+		}
 	}
 	m.loaded = true
 	return nil

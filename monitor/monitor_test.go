@@ -306,3 +306,29 @@ func TestOneOutageOneIncident(t *testing.T) {
 	require.Len(t, res.Opened, 1)
 	require.Equal(t, "GET /a", res.Opened[0].Endpoint)
 }
+
+// TestReplicasTakingTurns: two monitors over one store check in turn
+// (as replicas do, one per tick): one incident, one transition.
+func TestReplicasTakingTurns(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld()
+	a, b := w.monitor(), w.monitor()
+	w.set(1, 50)
+	_, _ = a.Check(ctx)
+	_, _ = b.Check(ctx)
+	w.set(40, 50)
+	w.tick(5 * time.Minute)
+	res, _ := a.Check(ctx)
+	require.Len(t, res.Opened, 1)
+	for _, m := range []*Monitor{b, a, b} {
+		w.tick(5 * time.Minute)
+		res, _ = m.Check(ctx)
+		require.Empty(t, res.Opened)
+		require.Empty(t, res.Transitions)
+	}
+	w.set(1, 50)
+	w.tick(5 * time.Minute)
+	res, _ = b.Check(ctx)
+	require.Len(t, res.Resolved, 1)
+	require.Equal(t, 2, w.distinct(), "created and resolved, once each")
+}
