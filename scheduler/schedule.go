@@ -111,8 +111,10 @@ func (s Schedule) definition(now time.Time) (gocron.JobDefinition, []gocron.JobO
 	at := gocron.NewAtTimes(gocron.NewAtTime(uint(s.hour), uint(s.minute), 0))
 	switch s.kind {
 	case kindEvery:
+		// The first multiple of d after now; gocron moves a start that has
+		// passed by the time it looks (or by Start) to the next multiple.
 		first := now.Truncate(s.every).Add(s.every)
-		return gocron.DurationJob(s.every), []gocron.JobOption{gocron.WithStartAt(gocron.WithStartDateTime(first))}
+		return gocron.DurationJob(s.every), []gocron.JobOption{gocron.WithStartAt(gocron.WithStartDateTimePast(first))}
 	case kindDaily:
 		return gocron.DailyJob(1, at), nil
 	case kindMonthly:
