@@ -217,16 +217,22 @@ func TestServeGenerateRestartKeepsData(t *testing.T) {
 
 func sendRecords(t *testing.T, brokers []string, topic string, n int) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
-	defer w.Close()
 	g := ingest.NewGenerator(ingest.GeneratorConfig{Count: n, Seed: 77, Start: time.Now().Add(-time.Hour), Span: time.Hour})
 	var r ingest.Record
 	var msgs []kafka.Message
 	for g.Next(&r) {
 		msgs = append(msgs, kafka.Message{Key: []byte(r.ID), Value: r.AppendJSON(nil)})
 	}
-	// The producing side is not under test: retry a broker that is still
-	// settling (ids make a repeated record count once).
+	produceAll(t, brokers, topic, msgs)
+}
+
+// produceAll writes msgs, retrying a broker that is still settling: the
+// producing side is not under test (ids make a repeated record count
+// once).
+func produceAll(t *testing.T, brokers []string, topic string, msgs []kafka.Message) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchSize: 1000}
+	defer w.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := w.WriteMessages(context.Background(), msgs...)

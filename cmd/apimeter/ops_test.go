@@ -110,8 +110,6 @@ func (s *inboxSession) Data(r io.Reader) error {
 // with event times spread over [from, to).
 func traffic(t *testing.T, brokers []string, topic string, n, failing int, from, to time.Time, seq *int) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchSize: 1000}
-	defer w.Close()
 	msgs := make([]kafka.Message, 0, n)
 	span := to.Sub(from)
 	for i := range n {
@@ -124,23 +122,13 @@ func traffic(t *testing.T, brokers []string, topic string, n, failing int, from,
 		}
 		msgs = append(msgs, kafka.Message{Key: []byte(r.ID), Value: r.AppendJSON(nil)})
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := w.WriteMessages(context.Background(), msgs...)
-		if err == nil {
-			return
-		}
-		require.True(t, time.Now().Before(deadline), "produce: %v", err)
-		time.Sleep(200 * time.Millisecond)
-	}
+	produceAll(t, brokers, topic, msgs)
 }
 
 // sendRaw sends one message as it is.
 func sendRaw(t *testing.T, brokers []string, topic, value string) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll}
-	defer w.Close()
-	require.NoError(t, w.WriteMessages(context.Background(), kafka.Message{Value: []byte(value)}))
+	produceAll(t, brokers, topic, []kafka.Message{{Value: []byte(value)}})
 }
 
 // admin calls the admin API of s.
