@@ -178,6 +178,7 @@ func storedCount(t *testing.T, s *server) float64 {
 func TestOperationsEndToEnd(t *testing.T) {
 	bin := buildBinary(t)
 	env, brokers := kafkaEnv(t)
+	started := time.Now().Add(-time.Second)
 	const key = "e2e-admin-key-0123456789"
 	hk := newHook(t, "webhook-secret")
 	mail := newInbox(t)
@@ -244,7 +245,9 @@ func TestOperationsEndToEnd(t *testing.T) {
 		var e events.CloudEvent
 		require.NoError(t, json.Unmarshal(m.Value, &e))
 		require.Equal(t, "1.0", e.SpecVersion)
-		seen[e.Type]++
+		if e.Time.After(started) { // a shared broker keeps other tests' events
+			seen[e.Type]++
+		}
 	}
 	require.Equal(t, 2, seen["api.health.unhealthy"], "the API and its endpoint")
 	require.Equal(t, 1, seen["incident.created"])
