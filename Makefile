@@ -10,7 +10,7 @@ PKGS     := ./...
 # The embedded engine is installed once into ~/.cache/apimeter (outside the
 # repository), where the binary looks for it; CHDB_LIB_PATH overrides.
 
-.PHONY: all deps build run test test-kafka test-race test-docker bench lint fmt golden clean
+.PHONY: all deps build run test test-kafka test-race test-docker bench lint fmt golden web web-check clean
 
 all: build
 
@@ -32,7 +32,9 @@ run: deps build
 ## Redis tests start their own redis-server when one is installed)
 test: deps lint
 	$(GO) test -count=1 -timeout 30m $(PKGS)
+	@if command -v node >/dev/null; then cd web && node --test test/; else echo "note: node is not installed, so the dashboard's unit tests were skipped"; fi
 	@[ -n "$$CLICKHOUSE_TEST_URL" ] || echo "note: CLICKHOUSE_TEST_URL is not set, so the store and schema tests ran on the embedded engine only (make test-docker runs them on a ClickHouse server)"
+	@command -v chromium >/dev/null || [ -n "$$CHROMIUM_PATH" ] || echo "note: chromium is not installed, so the dashboard's browser test was skipped (CI runs it; apt-get install chromium to run it here)"
 	@command -v redis-server >/dev/null || [ -n "$$REDIS_TEST_URL" ] || echo "note: redis-server is not installed and REDIS_TEST_URL is not set, so the Redis limiter tests were skipped (CI runs them; apt-get install redis-server to run them here)"
 
 ## test-kafka: the suite against a real Apache Kafka started from its jars
@@ -69,6 +71,15 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## web: rebuild the dashboard's committed assets (web/dist) from web/src
+## with the exact npm packages of web/package-lock.json
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+## web-check: the committed web/dist is what web/src builds to
+web-check: web
+	git diff --exit-code -- web/dist
 
 ## golden: rewrite the golden DDL files after an intended schema change
 golden:

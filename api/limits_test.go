@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
@@ -19,17 +20,21 @@ import (
 	"github.com/apimeter/apimeter/query"
 )
 
-// TestOwnAPIEnforcesLimits runs the analytics routes behind the limit
-// middleware, as serve does: a Free user's 101st request in an hour is
-// refused, every response's headers equal what /rate-limit and /quota
-// report, admins are exempt and calls without a key are limited by
-// address.
-func TestOwnAPIEnforcesLimits(t *testing.T) {
+// TestOwnAPIReportsPlansAndProtectsItself runs the analytics routes
+// behind the limits as serve does: a user whose quota of the metered API
+// is spent still reads its usage (nothing counted, nothing refused), each
+// response carries the plan's headers exactly as /rate-limit and /quota
+// report them, and the API's own limit per caller refuses the rest —
+// also a caller without a key that names itself anew each time.
+func TestOwnAPIReportsPlansAndProtectsItself(t *testing.T) {
 	ch := limits.ClickHouse{DB: fx.db}
-	lim := limits.New(limits.Config{Usage: ch, Resolver: ch, IPLimit: 5})
+	clock := time.Date(2026, 10, 25, 10, 20, 0, 0, time.UTC) // October: the busiest user is past 1,000
+	lim := limits.New(limits.Config{Usage: ch, Resolver: ch, Clock: limits.ClockFunc(func() time.Time { return clock })})
+	mw := lim.Middleware(limits.MiddlewareConfig{Skip: IsAdmin})
+	protect, report := mw.RateLimit("api", 30, time.Minute), mw.Report()
 	srv := New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
-	srv.MountAnalytics(&Analytics{Query: query.New(fx.db, query.Limits{}), Keys: fx.keys, Limits: lim,
-		Enforce: lim.Middleware(limits.MiddlewareConfig{Skip: IsAdmin}).Enforce()})
+	srv.MountAnalytics(&Analytics{Query: query.New(fx.db, query.Limits{}), Keys: fx.keys, Limits: lim, Now: func() time.Time { return clock },
+		Enforce: func(next echo.HandlerFunc) echo.HandlerFunc { return protect(report(next)) }})
 	calls := 0
 	do := func(target, key string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", target, nil)
@@ -49,22 +54,22 @@ func TestOwnAPIEnforcesLimits(t *testing.T) {
 		require.Len(t, v, 1, name)
 		return v[0]
 	}
-	for i := 1; i <= 100; i++ {
-		target := BasePath + "/rate-limit"
-		if i%2 == 0 {
-			target = BasePath + "/quota"
-		}
-		rec := do(target, fx.foreignKey)
+	for i := 1; i <= 30; i++ {
+		target := []string{BasePath + "/rate-limit", BasePath + "/quota", BasePath + "/stats"}[i%3]
+		rec := do(target, fx.userKey)
 		require.Equal(t, http.StatusOK, rec.Code, "request %d: %s", i, rec.Body.String())
-		require.Equal(t, strconv.Itoa(100-i), hdr(rec, "X-RateLimit-Remaining"))
-		if i%2 == 1 {
+		require.Equal(t, "1000", hdr(rec, "X-Quota-Limit"))
+		require.Equal(t, "0", hdr(rec, "X-Quota-Remaining"), "the quota is spent, and reading goes on")
+		require.Equal(t, "100", hdr(rec, "X-RateLimit-Remaining"), "nothing is counted against the plan")
+		require.Contains(t, rec.Header()["RateLimit-Policy"], `"api";q=30;w=60`)
+		switch i % 3 {
+		case 0:
 			var rl RateLimitResponse
 			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &rl))
-			require.EqualValues(t, i, rl.Hourly.Used, "this request is counted before the answer")
 			require.Equal(t, hdr(rec, "X-RateLimit-Limit"), strconv.FormatUint(*rl.Hourly.Limit, 10))
 			require.Equal(t, hdr(rec, "X-RateLimit-Remaining"), strconv.FormatUint(*rl.Hourly.Remaining, 10))
 			require.Equal(t, hdr(rec, "X-RateLimit-Reset"), rl.Hourly.ResetAt.Format("2006-01-02T15:04:05Z"))
-		} else {
+		case 1:
 			var qs []Limit
 			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &qs))
 			require.Equal(t, hdr(rec, "X-Quota-Limit"), strconv.FormatUint(*qs[0].Limit, 10))
@@ -72,27 +77,28 @@ func TestOwnAPIEnforcesLimits(t *testing.T) {
 			require.Equal(t, hdr(rec, "X-Quota-Reset"), qs[0].ResetAt.Format("2006-01-02T15:04:05Z"))
 		}
 	}
-	rec := do(BasePath+"/stats", fx.foreignKey)
+	rec := do(BasePath+"/stats", fx.userKey)
 	require.Equal(t, http.StatusTooManyRequests, rec.Code)
 	retry, err := strconv.Atoi(hdr(rec, "Retry-After"))
 	require.NoError(t, err)
-	require.Greater(t, retry, 3600, "the window frees an hour and up to a minute after the first request")
+	require.Positive(t, retry)
 	var body limits.Refusal
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
 	require.Equal(t, "rate_limit_exceeded", body.Error.Code)
-	require.Equal(t, "hourly", body.Limit.Name)
-	require.Equal(t, "free", body.Plan)
-	require.Equal(t, "starter", body.Upgrade.Plan)
-	// Admins are not held to plans.
-	require.Equal(t, http.StatusOK, do(BasePath+"/rate-limit?userId="+body.Limit.Name, fx.tenantAdminKey).Code)
-	require.Empty(t, do(BasePath+"/stats", fx.tenantAdminKey).Header()["X-RateLimit-Limit"])
-	// Without a key: five a minute from one address.
-	for i := 1; i <= 5; i++ {
+	require.Equal(t, "api", body.Limit.Name)
+	require.Nil(t, body.Upgrade, "no plan lifts the API's own limit")
+	// Admins are not held to either.
+	rec = do(BasePath+"/stats", fx.tenantAdminKey)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Empty(t, rec.Header()["RateLimit-Policy"])
+	// Without a key: the same limit per address.
+	for i := 1; i <= 30; i++ {
 		require.Equal(t, http.StatusOK, do(BasePath+"/health", "").Code)
 	}
 	rec = do(BasePath+"/health", "")
 	require.Equal(t, http.StatusTooManyRequests, rec.Code)
-	require.Equal(t, "5", hdr(rec, "X-RateLimit-Limit"))
+	require.Empty(t, rec.Header()["X-RateLimit-Limit"], "the plan headers are the plans'; the API's limit is in the IETF fields")
+	require.Contains(t, rec.Header()["RateLimit"][0], `"api";r=0`)
 }
 
 // TestClickHouseLimitsStore checks the limiter's reads and writes in

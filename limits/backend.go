@@ -41,6 +41,9 @@ type Check struct {
 	PeriodStart, PeriodEnd time.Time
 	// Soft counts without ever denying.
 	Soft bool
+	// Protect marks a limit of the serving application rather than of the
+	// caller's plan: headers show it only in the IETF fields.
+	Protect bool
 }
 
 // State is one check after a decision.

@@ -84,7 +84,42 @@ func (m *Middleware) EndpointRateLimit(path string, n int, window time.Duration)
 	return m.handler(0, &e)
 }
 
+// Report writes the caller's plan limits to the headers (hourly, quota,
+// the route's endpoint limits) as a request made now would find them,
+// without counting the request or refusing it. It is for an application
+// whose own calls are not the metered API — apimeter's analytics API:
+// reading one's usage must work when the metered API's quota is spent,
+// and must not spend it.
+func (m *Middleware) Report() echo.MiddlewareFunc {
+	return m.handlerMode(scopeHourly|scopeQuota|scopeEndpoints, nil, modeReport)
+}
+
+// RateLimit protects the application itself: n requests in any window
+// per caller (per address for calls without a user), under the policy
+// name, whatever the caller's plan. It shows only in the IETF RateLimit
+// fields (the X-RateLimit headers stay the plan's) and in the 429 it
+// answers.
+func (m *Middleware) RateLimit(name string, n int, window time.Duration) echo.MiddlewareFunc {
+	if n <= 0 || window < time.Second {
+		panic(fmt.Sprintf("limits: RateLimit(%q, %d, %s): want n > 0 and a window of 1s or more", name, n, window))
+	}
+	e := EndpointLimit{Path: name, Limit: uint64(n), Window: window}
+	return m.handlerMode(0, &e, modeProtect)
+}
+
+type mode uint8
+
+const (
+	modeEnforce mode = iota
+	modeReport
+	modeProtect
+)
+
 func (m *Middleware) handler(sc scope, explicit *EndpointLimit) echo.MiddlewareFunc {
+	return m.handlerMode(sc, explicit, modeEnforce)
+}
+
+func (m *Middleware) handlerMode(sc scope, explicit *EndpointLimit, md mode) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if m.cfg.Skip != nil && m.cfg.Skip(c) {
@@ -98,13 +133,23 @@ func (m *Middleware) handler(sc scope, explicit *EndpointLimit) echo.MiddlewareF
 			if m.cfg.Cost != nil {
 				r.Cost = m.cfg.Cost(c)
 			}
+			if md == modeReport {
+				if user == "" {
+					return next(c)
+				}
+				r.Cost = 0
+			}
 			var extra []Check
 			if explicit != nil {
 				who := user
 				if who == "" {
 					who = "ip:" + r.IP
 				}
-				extra = append(extra, endpointCheck(*explicit, tenant, who))
+				ch := endpointCheck(*explicit, tenant, who)
+				if md == modeProtect {
+					ch.Key.Policy, ch.Protect = explicit.Path, true
+				}
+				extra = append(extra, ch)
 			}
 			d, err := m.l.decideInto(c.Request().Context(), decisions.Get().(*Decision), r, sc, extra...)
 			if d == nil { // the account could not be resolved: as if the backend failed
@@ -122,7 +167,7 @@ func (m *Middleware) handler(sc scope, explicit *EndpointLimit) echo.MiddlewareF
 				return next(c)
 			}
 			WriteHeaders(c.Response().Header(), d)
-			if !d.Allowed {
+			if !d.Allowed && md != modeReport {
 				return Refuse(c, d, m.l.plans)
 			}
 			return next(c)
@@ -168,6 +213,9 @@ func WriteHeaders(h http.Header, d *Decision) {
 		b = append(b, ";t="...)
 		b = strconv.AppendInt(b, ceilSeconds(st.Reset.Sub(d.Now)), 10)
 		limit[i] = span{from, len(b)}
+		if c.Protect {
+			continue
+		}
 		if c.Window > 0 {
 			if win < 0 || rem < winRem || (st.Denied && !d.States[win].Denied) {
 				win, winRem = i, rem
@@ -374,7 +422,7 @@ func Refuse(c echo.Context, d *Decision, plans *Plans) error {
 	r.Limit = StateOf(d, i)
 	r.Plan = d.Plan.Name
 	r.RetryAfterSeconds = max(ceilSeconds(st.RetryAfter), 1)
-	if d.User != "" {
+	if d.User != "" && !ch.Protect {
 		r.Upgrade = upgradeOf(d.Plan, plans.Next(d.Plan))
 	}
 	if ch.Window > 0 {

@@ -27,6 +27,7 @@ import (
 	"github.com/apimeter/apimeter/scheduler"
 	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
+	"github.com/apimeter/apimeter/web"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -169,6 +170,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	srv.Echo().Use(producer.TrackUsage(tracker, producer.MiddlewareConfig{
 		Skipper:  func(c echo.Context) bool { return c.Path() == "" }, // requests matching no route
+		Identity: ownIdentity,
 		Metadata: func(echo.Context) map[string]string { return map[string]string{"service": "apimeter"} },
 	}))
 	keys := auth.NewStore(db, cfg.AdminKey)
@@ -178,15 +180,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	lctx, stopLimiter := context.WithCancel(context.Background())
 	g.Add(func() error { return lim.Run(lctx) }, func(error) { stopLimiter() })
-	// apimeter's own API is limited like any metered API: a user key by
-	// its plan, a call without a key by its address; admins are exempt.
+	// apimeter's own API is not the metered API: its calls neither count
+	// against a caller's plan nor are refused by it (reading one's usage
+	// must work when the quota is spent). Each response shows the plan's
+	// numbers as they stand; the API protects itself with its own limit
+	// per caller (API_RATE_LIMIT_MAX_REQUESTS per API_RATE_LIMIT_WINDOW_MS,
+	// per address without a key). Admins are exempt.
 	limitMW := lim.Middleware(limits.MiddlewareConfig{Skip: api.IsAdmin})
+	protect, report := limitMW.RateLimit("api", cfg.RateLimitMaxRequests, cfg.RateLimitWindow), limitMW.Report()
+	ownLimits := func(next echo.HandlerFunc) echo.HandlerFunc { return protect(report(next)) }
 	srv.MountEvents(prod, ingest.Policy{Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour}, api.KeyAuth(keys, true))
 	qs := query.New(db, query.Limits{})
 	srv.MountAnalytics(&api.Analytics{
 		Query: qs, Keys: keys, Ingest: ingestStats, ExportMaxRows: uint64(cfg.ExportMaxRows),
 		Thresholds: query.Thresholds{Degraded: cfg.HealthDegradedThreshold, Unhealthy: cfg.HealthUnhealthyThreshold, Slow: cfg.SlowResponseThreshold},
-		Limits:     lim, Enforce: limitMW.Enforce(),
+		Limits:     lim, Enforce: ownLimits,
 	})
 	srv.MountAccounts(&api.AccountsAPI{
 		Store: accounts.New(db), ValidPlan: lim.Plans().Valid, Plans: lim.Plans().Names,
@@ -241,6 +249,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		})
 	}
 	srv.MountJobs(&api.JobsAPI{Scheduler: sched, Runs: runs}, api.KeyAuth(keys, true))
+	srv.MountWeb(web.Handler())
 	if err := srv.Listen(); err != nil {
 		return err
 	}
@@ -332,4 +341,18 @@ func (d debugTracker) Track(r producer.Record) {
 	d.log.Debug("usage tracked", "tenantId", r.TenantID, "userId", r.UserID, "apiKeyId", r.APIKeyID, "endpoint", r.Endpoint,
 		"method", r.Method, "status", r.StatusCode, "response_ms", r.ResponseTimeMs)
 	d.next.Track(r)
+}
+
+// ownIdentity is who apimeter's own API calls are recorded for: the
+// tenant "apimeter", with the caller's tenant and user as the user
+// ("tenant-1:user-42"), so reading one's usage never adds to it.
+func ownIdentity(c echo.Context) (string, string, string) {
+	tenant, _ := c.Get("tenantId").(string)
+	user, _ := c.Get("userId").(string)
+	key, _ := c.Get("apiKeyId").(string)
+	who := "anonymous"
+	if user != "" {
+		who = strings.ReplaceAll(tenant, "*", "all") + ":" + user
+	}
+	return "apimeter", who, key
 }

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+)
+
+// artifactsDir is where the browser test leaves its screenshots:
+// APIMETER_ARTIFACTS_DIR, else artifacts/ at the repository's root.
+func artifactsDir(t *testing.T) string {
+	dir := os.Getenv("APIMETER_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "artifacts")
+	}
+	dir = filepath.Join(dir, "screenshots")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	return dir
+}
+
+// chromium finds Debian's Chromium (or CHROMIUM_PATH).
+func chromium(t *testing.T) string {
+	if p := os.Getenv("CHROMIUM_PATH"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("SKIPPED: no Chromium found (CI installs Debian's chromium; apt-get install chromium to run the browser test here)")
+	return ""
+}
+
+// apiCall calls the API of s with key and decodes the JSON answer.
+func apiCall(t *testing.T, s *server, key, method, path string, body any, out any) http.Header {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://"+s.addr+"/api/api-usage"+path, rd)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	require.Less(t, resp.StatusCode, 300, "%s %s: %s", method, path, raw)
+	if out != nil {
+		require.NoError(t, json.Unmarshal(raw, out), "%s", raw)
+	}
+	return resp.Header
+}
+
+// TestDashboardInChromium signs in to the dashboard of a server loaded
+// with generated traffic, in Debian's Chromium, and checks what it draws
+// against the contract and the API.
+func TestDashboardInChromium(t *testing.T) {
+	chrome := chromium(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	env, _ := kafkaEnv(t)
+	const adminKey = "browser-admin-key-0123456789"
+	env = append(env, "APIMETER_DATA_DIR="+dir, "APIMETER_ADMIN_KEY="+adminKey, "API_HEALTH_CHECK_INTERVAL=3600")
+	// Three whole days in Tokyo (no daylight saving time) of traffic.
+	tz, err := time.LoadLocation("Asia/Tokyo")
+	require.NoError(t, err)
+	today := time.Now().In(tz)
+	dayEnd := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, tz)
+	dayStart := dayEnd.AddDate(0, 0, -2)
+	gen := exec.Command(bin, "generate", "--records", "60000", "--days", "3", "--end", dayEnd.UTC().Format(time.RFC3339), "--tenants", "2", "--users", "10", "--endpoints", "8")
+	gen.Env = append(os.Environ(), env...)
+	out, err := gen.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	s := startServe(t, bin, env)
+	s.waitReady(t, 90*time.Second)
+
+	// A user key for the busiest user of tenant-1.
+	var top struct {
+		Users []struct {
+			User string `json:"userId"`
+		} `json:"users"`
+	}
+	apiCall(t, s, adminKey, "GET", "/top-users?tenantId=tenant-1&limit=1&startDate="+dayStart.Format("2006-01-02")+"&endDate="+dayEnd.Format("2006-01-02")+"&timezone=Asia/Tokyo", nil, &top)
+	require.Len(t, top.Users, 1)
+	user := top.Users[0].User
+	var created struct {
+		Key string `json:"key"`
+	}
+	apiCall(t, s, adminKey, "POST", "/admin/keys", map[string]any{"tenantId": "tenant-1", "userId": user}, &created)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true), chromedp.WindowSize(1280, 900))...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	var mu sync.Mutex
+	var problems []string
+	require.NoError(t, chromedp.Listen(bctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.ConsoleAPICalledTypeError || e.Type == runtime.ConsoleAPICalledTypeWarning {
+				var args []string
+				for _, a := range e.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				problems = append(problems, fmt.Sprintf("console %s: %s", e.Type, strings.Join(args, " ")))
+			}
+		case *runtime.EventExceptionThrown:
+			problems = append(problems, "exception: "+e.ExceptionDetails.Text)
+		case *network.EventResponseReceived:
+			// Every call the page makes in normal use succeeds (the
+			// refused key at the end is the one 401).
+			if e.Response.Status >= 400 && e.Response.Status != 401 {
+				problems = append(problems, fmt.Sprintf("HTTP %d %s", e.Response.Status, e.Response.URL))
+			}
+		}
+	}))
+	downloads := t.TempDir()
+	shots := artifactsDir(t)
+	base := "http://" + s.addr + "/"
+	require.NoError(t, chromedp.Do(bctx)) // start the browser
+	_, err = chromedp.CallBrowser(bctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads})
+	require.NoError(t, err)
+	points := func() int {
+		r, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.ID("overview-chart"), "data-points"))
+		require.NoError(t, err)
+		n, err := strconv.Atoi(r.Value)
+		require.NoError(t, err, "data-points %q", r.Value)
+		return n
+	}
+	// Sign in.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.Navigate(base),
+		chromedp.WaitVisible(chromedp.ID("key")),
+		chromedp.SendKeys(chromedp.ID("key"), created.Key),
+		chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#overview-chart[data-points]")),
+	))
+
+	// The range: two whole days in Tokyo, by the hour, then by the day.
+	change := func(id string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Run(ctx, chromedp.Evaluate[any](`document.getElementById('`+id+`').dispatchEvent(new Event('change', {bubbles: true}))`))
+			return err
+		})
+	}
+	apply := func(granularity string) {
+		require.NoError(t, chromedp.Do(bctx,
+			chromedp.SetValue(chromedp.ID("tz"), "Asia/Tokyo"), change("tz"),
+			chromedp.SetValue(chromedp.ID("range"), "custom"), change("range"),
+			chromedp.WaitVisible(chromedp.ID("start")),
+			chromedp.SetValue(chromedp.ID("start"), dayStart.Format("2006-01-02T15:04")), change("start"),
+			chromedp.SetValue(chromedp.ID("end"), dayEnd.Format("2006-01-02T15:04")), change("end"),
+			chromedp.SetValue(chromedp.ID("granularity"), granularity), change("granularity"),
+			chromedp.Click(chromedp.ID("refresh")),
+		))
+	}
+	apply("hour")
+	waitUntil(t, 30*time.Second, "48 hourly points", func() bool { return points() == 48 })
+	apply("day")
+	waitUntil(t, 30*time.Second, "2 daily points", func() bool { return points() == 2 })
+	apply("hour")
+	waitUntil(t, 30*time.Second, "48 hourly points again", func() bool { return points() == 48 })
+
+	// Screenshots at desktop and phone widths.
+	shoot := func(name string, w, h int64) {
+		require.NoError(t, chromedp.Do(bctx, chromedp.EmulateViewport(w, h), chromedp.Sleep(400*time.Millisecond)))
+		png, err := chromedp.Run(bctx, chromedp.CaptureScreenshot())
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(shots, name), png, 0o644))
+	}
+	shoot("overview-desktop.png", 1280, 900)
+	shoot("overview-phone.png", 390, 844)
+	require.NoError(t, chromedp.Do(bctx, chromedp.EmulateViewport(1280, 900)))
+
+	// An export click downloads the range's events.
+	var stats struct {
+		Totals struct {
+			Requests uint64 `json:"requests"`
+		} `json:"totals"`
+		TopEndpoints []struct {
+			Endpoint string `json:"endpoint"`
+		} `json:"topEndpoints"`
+	}
+	q := url.Values{"startDate": {dayStart.Format(time.RFC3339)}, "endDate": {dayEnd.Format(time.RFC3339)}, "timezone": {"Asia/Tokyo"}}
+	apiCall(t, s, created.Key, "GET", "/stats?"+q.Encode(), nil, &stats)
+	require.Positive(t, stats.Totals.Requests)
+	require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.ID("export-csv"))))
+	var file string
+	waitUntil(t, 60*time.Second, "the download", func() bool {
+		entries, _ := os.ReadDir(downloads)
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".csv") {
+				file = filepath.Join(downloads, e.Name())
+				return true
+			}
+		}
+		return false
+	})
+	raw, err := os.ReadFile(file)
+	require.NoError(t, err)
+	lines := strings.Count(strings.TrimRight(string(raw), "\n"), "\n") // the header is the first line
+	require.EqualValues(t, stats.Totals.Requests, lines, "rows in the downloaded CSV")
+
+	// The endpoint drill-down shows the API's p95.
+	require.NotEmpty(t, stats.TopEndpoints)
+	ep := stats.TopEndpoints[0].Endpoint
+	var ea struct {
+		Totals struct {
+			P95 float64 `json:"p95ResponseTime"`
+		} `json:"totals"`
+	}
+	apiCall(t, s, created.Key, "GET", "/endpoints/"+url.PathEscape(ep)+"/analytics?"+q.Encode(), nil, &ea)
+	require.Positive(t, ea.Totals.P95)
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"#/endpoints/"+url.PathEscape(ep))))
+	waitUntil(t, 30*time.Second, "the drill-down's p95", func() bool {
+		r, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.ID("endpoint-p95"), "data-ms"))
+		if err != nil || !r.Exists {
+			return false
+		}
+		got, err := strconv.ParseFloat(r.Value, 64)
+		return err == nil && got == ea.Totals.P95
+	})
+	shoot("endpoint-desktop.png", 1280, 900)
+
+	// Sign out; a key the server does not know is refused.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.Click(chromedp.ID("signout")),
+		chromedp.WaitVisible(chromedp.ID("key")),
+		chromedp.SendKeys(chromedp.ID("key"), "am_"+strings.Repeat("x", 43)),
+		chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.ID("signin-error")),
+	))
+	msg, err := chromedp.Run(bctx, chromedp.Text(chromedp.ID("signin-error")))
+	require.NoError(t, err)
+	require.Contains(t, msg, "not accepted")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Empty(t, problems, "the console stays clean")
+}
