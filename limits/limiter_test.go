@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -331,4 +332,32 @@ func TestUnresolvedPlanFollowsTheFailurePolicy(t *testing.T) {
 	closed := newApp(t, Config{Resolver: broken, FailClosed: true})
 	require.Equal(t, http.StatusServiceUnavailable, closed.call("GET", "/api/things", "acme", "jo").Code)
 	require.Zero(t, closed.served)
+}
+
+func TestReportCountsNothingAndProtectStandsApart(t *testing.T) {
+	plans, err := ParsePlans([]byte("plans:\n  - name: free\n    hourlyRequests: 2\n    monthlyRequests: 3\n"))
+	require.NoError(t, err)
+	a := newApp(t, Config{Plans: plans})
+	a.e.GET("/read", func(c echo.Context) error { return c.String(http.StatusOK, "ok") }, a.mw.RateLimit("api", 4, time.Minute), a.mw.Report())
+	for i := 1; i <= 4; i++ {
+		rec := a.call("GET", "/read", "acme", "kim")
+		require.Equal(t, http.StatusOK, rec.Code, "request %d", i)
+		require.Equal(t, []string{"2"}, rec.Header()[HeaderRemaining], "the plan's hourly limit is shown, not spent")
+		require.Equal(t, []string{"3"}, rec.Header()[HeaderQuotaRemaining])
+		require.Contains(t, rec.Header()[HeaderRateLimit], fmt.Sprintf(`"api";r=%d;t=61`, 4-i)) // a minute and its one-second slot
+	}
+	rec := a.call("GET", "/read", "acme", "kim")
+	require.Equal(t, http.StatusTooManyRequests, rec.Code)
+	var body Refusal
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+	require.Equal(t, "api", body.Limit.Name)
+	require.Nil(t, body.Upgrade)
+	// The plan's limits were untouched: the metered route has them all.
+	require.Equal(t, http.StatusOK, a.call("GET", "/api/things", "acme", "kim").Code)
+
+	// A report never holds a request up, even failing closed.
+	broken := ResolverFunc(func(context.Context, string, string) (Account, error) { return Account{}, errors.New("down") })
+	b := newApp(t, Config{Resolver: broken, FailClosed: true})
+	b.e.GET("/read", func(c echo.Context) error { return c.String(http.StatusOK, "ok") }, b.mw.Report())
+	require.Equal(t, http.StatusOK, b.call("GET", "/read", "acme", "kim").Code)
 }

@@ -160,7 +160,7 @@ func (m *Middleware) handlerMode(sc scope, explicit *EndpointLimit, md mode) ech
 			}
 			if d.Failed {
 				m.l.cfg.Log.Warn("limits backend failed", "failClosed", m.l.cfg.FailClosed, "err", err)
-				if !d.Allowed {
+				if !d.Allowed && md != modeReport { // a report never holds a request up
 					c.Response().Header().Set("Retry-After", "1")
 					return echo.NewHTTPError(http.StatusServiceUnavailable, "limits are unavailable; try again shortly").SetInternal(errLimitsUnavailable)
 				}
