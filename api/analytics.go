@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/apimeter/apimeter/auth"
+	"github.com/apimeter/apimeter/forecast"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/query"
@@ -771,18 +772,67 @@ func (a *Analytics) quota(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	var q QuotaLimit
 	for i, ch := range d.Checks {
 		if ch.Window == 0 {
-			return c.JSON(http.StatusOK, []Limit{limits.StateOf(d, i)})
+			q.Limit = limits.StateOf(d, i)
+			break
 		}
 	}
-	// An unlimited plan: the period's use, from the records.
-	start, end := limits.BillingPeriod(d.Now, d.Account.AnchorDay)
-	used, err := a.Limits.Usage(c.Request().Context(), d.Tenant, d.User, start, end)
-	if err != nil {
-		return queryError(err)
+	if q.Name == "" {
+		// An unlimited plan: the period's use, from the records.
+		start, end := limits.BillingPeriod(d.Now, d.Account.AnchorDay)
+		used, err := a.Limits.Usage(c.Request().Context(), d.Tenant, d.User, start, end)
+		if err != nil {
+			return queryError(err)
+		}
+		q.Limit = unlimited("monthly_requests", end)
+		q.Used, q.PeriodStart = used, &start
 	}
-	l := unlimited("monthly_requests", end)
-	l.Used, l.PeriodStart = used, &start
-	return c.JSON(http.StatusOK, []Limit{l})
+	f, err := a.forecastOf(c, d, q.Limit)
+	if err != nil {
+		return err
+	}
+	q.Forecast = &f
+	return c.JSON(http.StatusOK, []QuotaLimit{q})
+}
+
+// QuotaLimit is a quota with its forecast.
+type QuotaLimit struct {
+	Limit
+	// Forecast projects the period's end from the last weeks' daily use
+	// (package forecast): the total then, and the day the quota runs out
+	// at this pace.
+	Forecast *forecast.Result `json:"forecast,omitempty"`
+}
+
+// forecastDays is the history a forecast reads: four weeks for the
+// weekly pattern and the trend, and a week more.
+const forecastDays = 35
+
+// forecastOf projects a quota to its period's end from the user's daily
+// requests (those a limit refused left out, as the quota counts them).
+func (a *Analytics) forecastOf(c echo.Context, d *limits.Decision, l Limit) (forecast.Result, error) {
+	now := d.Now.UTC()
+	today := now.Truncate(24 * time.Hour)
+	from := today.AddDate(0, 0, -forecastDays)
+	rows, err := a.Query.BillableUsage(c.Request().Context(), query.Scope{Tenant: d.Tenant, User: d.User}, from, today.Add(24*time.Hour))
+	if err != nil {
+		return forecast.Result{}, queryError(err)
+	}
+	days := make([]uint64, forecastDays+1)
+	for _, r := range rows {
+		if i := int(r.Day.UTC().Sub(from) / (24 * time.Hour)); i >= 0 && i < len(days) {
+			days[i] += r.Requests
+		}
+	}
+	in := forecast.Input{Days: days, LastDay: today, TodayElapsed: float64(now.Sub(today)) / float64(24*time.Hour),
+		PeriodEnd: l.ResetAt, UsedInPeriod: l.Used}
+	if l.PeriodStart != nil {
+		in.PeriodStart = *l.PeriodStart
+	}
+	if l.Limit != nil {
+		in.Limit = *l.Limit
+	}
+	return forecast.Project(in), nil
 }

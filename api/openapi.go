@@ -74,7 +74,7 @@ var apiRoutes = []apiRoute{
 		}), resp: StatsResponse{}},
 	{method: "POST", path: "/time-series", who: "user", summary: "Series of points, gaps filled with zeros", body: SeriesBody{}, resp: SeriesJSON{}},
 	{method: "GET", path: "/rate-limit", who: "user", summary: "The hourly limit (a sliding hour) and the plan's endpoint limits, as the limit headers count them", params: pScope, resp: RateLimitResponse{}},
-	{method: "GET", path: "/quota", who: "user", summary: "The quotas of the current billing period", params: pScope, resp: []Limit{}},
+	{method: "GET", path: "/quota", who: "user", summary: "The quotas of the current billing period, with a forecast of the period's end", params: pScope, resp: []QuotaLimit{}},
 	{method: "GET", path: "/costs", who: "user", summary: "Bills of the current billing period and the ones before it, per endpoint",
 		params: params(pScope, []apiParam{{name: "periods", in: "query", typ: "integer", desc: "how many periods, 1-24, default 3"}}), resp: CostsResponse{}},
 	{method: "POST", path: "/export", who: "user", summary: "A streamed download in Arrow IPC stream, CSV, JSON or NDJSON", body: ExportBody{}, download: true},

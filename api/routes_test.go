@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/apimeter/apimeter/forecast"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/query"
 	"github.com/apimeter/apimeter/store"
@@ -337,6 +338,25 @@ func TestRateLimitAndQuotaCountRealUsage(t *testing.T) {
 	require.InDelta(t, min(100, 100*float64(month)/1000), qs[0].PercentUsed, 1e-9)
 	require.True(t, qs[0].ResetAt.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)))
 	require.Equal(t, "hard", qs[0].Mode)
+
+	// The forecast reads the user's daily requests of the last five
+	// weeks: the same projection from counts made here from the records.
+	var withForecast []QuotaLimit
+	callJSON(t, "GET", BasePath+"/quota", fx.userKey, nil, 200, &withForecast)
+	today := clock.Truncate(24 * time.Hour)
+	first := today.AddDate(0, 0, -forecastDays)
+	days := make([]uint64, forecastDays+1)
+	for d := range days {
+		days[d] = count(fx.user, first.AddDate(0, 0, d), first.AddDate(0, 0, d+1))
+	}
+	require.Positive(t, days[forecastDays-1], "the day before has traffic")
+	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	want := forecast.Project(forecast.Input{Days: days, LastDay: today, TodayElapsed: float64(clock.Sub(today)) / float64(24*time.Hour),
+		PeriodStart: start, PeriodEnd: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Limit: 1000, UsedInPeriod: month})
+	require.NotNil(t, withForecast[0].Forecast)
+	require.Equal(t, want, *withForecast[0].Forecast)
+	require.NotNil(t, want.RunsOutAt, "past its quota: the quota ran out")
+	require.GreaterOrEqual(t, want.ProjectedAtPeriodEnd, month)
 
 	// An account on Pro with its cycle on the 24th.
 	require.NoError(t, fx.db.Exec(context.Background(), `INSERT INTO accounts (tenant_id, user_id, plan, billing_anchor_day, created_at, updated_at, version)
