@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apimeter/apimeter/auth"
+	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/store"
 )
 
@@ -102,6 +103,16 @@ func (s *Store) Get(ctx context.Context, tenant, user string) (Account, bool, er
 	}
 	a, err := scan(rows)
 	return a, err == nil, err
+}
+
+// Resolve implements limits.Resolver: a user's plan, billing anchor day
+// and quota mode; limits.Account{} (the default plan) without an account.
+func (s *Store) Resolve(ctx context.Context, tenant, user string) (limits.Account, error) {
+	a, ok, err := s.Get(ctx, tenant, user)
+	if err != nil || !ok {
+		return limits.Account{}, err
+	}
+	return limits.Account{Plan: a.Plan, AnchorDay: a.AnchorDay, QuotaMode: a.QuotaMode}, nil
 }
 
 // List returns the accounts of tenant (auth.AllTenants: of every tenant)

@@ -186,18 +186,8 @@ func (a *Analytics) billsFor(ctx context.Context, tenant string, rows []query.Bi
 		if err != nil {
 			return nil, err
 		}
-		var periods [][2]time.Time
-		for at := rng.End.Add(-time.Nanosecond); ; {
-			s, e := limits.BillingPeriod(at, acct.AnchorDay)
-			if !e.After(rng.Start) {
-				break
-			}
-			periods = append(periods, [2]time.Time{s, e})
-			at = s.Add(-time.Nanosecond)
-		}
 		now := a.now()
-		for k := len(periods) - 1; k >= 0; k-- {
-			p := periods[k]
+		for _, p := range limits.PeriodsOverlapping(rng.Start, rng.End, acct.AnchorDay) {
 			b := limits.BillOf(plan, p[0], p[1], usageIn(rows[i:j], p[0], p[1]))
 			b.Current = !now.Before(p[0]) && now.Before(p[1])
 			out = append(out, userBill{user: user, bill: b})

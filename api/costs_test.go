@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/query"
@@ -49,7 +50,7 @@ plans:
 	require.NoError(t, err)
 	now := time.Date(2026, 10, 28, 12, 0, 0, 0, time.UTC)
 	ch := limits.ClickHouse{DB: fx.db}
-	lim := limits.New(limits.Config{Plans: plans, Usage: ch, Resolver: ch, Clock: limits.ClockFunc(func() time.Time { return now })})
+	lim := limits.New(limits.Config{Plans: plans, Usage: ch, Resolver: accounts.New(fx.db), Clock: limits.ClockFunc(func() time.Time { return now })})
 	srv := New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
 	srv.MountAnalytics(&Analytics{Query: query.New(fx.db, query.Limits{}), Keys: fx.keys, Limits: lim, Now: func() time.Time { return now }})
 

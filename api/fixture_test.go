@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/limits"
@@ -114,7 +115,7 @@ func setupAPIFixture() (func(), error) {
 	svc := query.New(db, query.Limits{})
 	svc.SetClock(f.now)
 	ch := limits.ClickHouse{DB: db}
-	f.limits = limits.New(limits.Config{Usage: ch, Resolver: ch, Notices: limits.NewStoreNotices(ch), Clock: limits.ClockFunc(f.now)})
+	f.limits = limits.New(limits.Config{Usage: ch, Resolver: accounts.New(db), Notices: limits.NewStoreNotices(ch), Clock: limits.ClockFunc(f.now)})
 	f.an = &Analytics{Query: svc, Keys: f.keys, Now: f.now, ExportMaxRows: 20_000, Limits: f.limits,
 		Thresholds: query.Thresholds{Degraded: 10, Unhealthy: 25, Slow: 3 * time.Second}}
 	f.srv.MountAnalytics(f.an)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/query"
@@ -29,7 +30,7 @@ import (
 func TestOwnAPIReportsPlansAndProtectsItself(t *testing.T) {
 	ch := limits.ClickHouse{DB: fx.db}
 	clock := time.Date(2026, 10, 25, 10, 20, 0, 0, time.UTC) // October: the busiest user is past 1,000
-	lim := limits.New(limits.Config{Usage: ch, Resolver: ch, Clock: limits.ClockFunc(func() time.Time { return clock })})
+	lim := limits.New(limits.Config{Usage: ch, Resolver: accounts.New(fx.db), Clock: limits.ClockFunc(func() time.Time { return clock })})
 	mw := lim.Middleware(limits.MiddlewareConfig{Skip: IsAdmin})
 	protect, report := mw.RateLimit("api", 30, time.Minute), mw.Report()
 	srv := New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
@@ -116,7 +117,7 @@ func TestClickHouseLimitsStore(t *testing.T) {
 	require.Positive(t, want)
 	require.Equal(t, want, got)
 
-	acct, err := ch.Resolve(ctx, "tenant-x", "nobody")
+	acct, err := accounts.New(fx.db).Resolve(ctx, "tenant-x", "nobody")
 	require.NoError(t, err)
 	require.Equal(t, limits.Account{}, acct, "no account: the default plan")
 

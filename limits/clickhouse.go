@@ -13,8 +13,8 @@ type DB interface {
 	Query(ctx context.Context, query string, params ...store.Param) (store.Rows, error)
 }
 
-// ClickHouse reads recorded usage and accounts, and keeps quota notices,
-// in apimeter's tables.
+// ClickHouse reads recorded usage and keeps quota notices in apimeter's
+// tables (accounts.Store resolves plans).
 type ClickHouse struct{ DB DB }
 
 // PeriodUsage implements UsageSource: the user's requests in [start,
@@ -41,27 +41,6 @@ func (c ClickHouse) Record(ctx context.Context, tenant, user string, period time
 	return c.DB.Exec(ctx, `INSERT INTO quota_notices (tenant_id, user_id, period_start, level, sent_at)
 		SELECT {tenant:String}, {user:String}, {period:DateTime64(3, 'UTC')}, {level:UInt8}, now64(3)`,
 		store.Named("tenant", tenant), store.Named("user", user), store.Named("period", period.UTC()), store.Named("level", uint8(level)))
-}
-
-// Resolve implements Resolver from the accounts table: Account{} (the
-// default plan) for a user without an account.
-func (c ClickHouse) Resolve(ctx context.Context, tenant, user string) (Account, error) {
-	rows, err := c.DB.Query(ctx, `SELECT plan, billing_anchor_day, quota_mode FROM accounts FINAL
-		WHERE tenant_id = {tenant:String} AND user_id = {user:String} AND deleted = 0`,
-		store.Named("tenant", tenant), store.Named("user", user))
-	if err != nil {
-		return Account{}, err
-	}
-	defer rows.Close()
-	var a Account
-	if rows.Next() {
-		var anchor uint8
-		if err := rows.Scan(&a.Plan, &anchor, &a.QuotaMode); err != nil {
-			return Account{}, err
-		}
-		a.AnchorDay = int(anchor)
-	}
-	return a, rows.Err()
 }
 
 // CachedResolver caches another resolver's answers for TTL; Invalidate

@@ -95,14 +95,29 @@ func BillOf(p *Plan, start, end time.Time, usage []EndpointUsage) Bill {
 // Periods are the n billing periods up to the one holding now, newest
 // first.
 func Periods(now time.Time, anchor, n int) [][2]time.Time {
-	out := make([][2]time.Time, 0, n)
-	at := now
-	for range n {
+	return periodsBack(now, anchor, func(_, _ time.Time, have int) bool { return have < n })
+}
+
+// PeriodsOverlapping are the billing periods that overlap [from, to),
+// oldest first.
+func PeriodsOverlapping(from, to time.Time, anchor int) [][2]time.Time {
+	ps := periodsBack(to.Add(-time.Nanosecond), anchor, func(_, end time.Time, _ int) bool { return end.After(from) })
+	slices.Reverse(ps)
+	return ps
+}
+
+// periodsBack walks the periods back from the one holding at while more
+// says so.
+func periodsBack(at time.Time, anchor int, more func(start, end time.Time, have int) bool) [][2]time.Time {
+	var out [][2]time.Time
+	for {
 		s, e := BillingPeriod(at, anchor)
+		if !more(s, e, len(out)) {
+			return out
+		}
 		out = append(out, [2]time.Time{s, e})
 		at = s.Add(-time.Nanosecond)
 	}
-	return out
 }
 
 // Account is a user's account and plan, as decisions see them.

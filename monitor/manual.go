@@ -47,11 +47,11 @@ func (m *Monitor) AddUpdate(ctx context.Context, id, status, message, author str
 	}
 	inc.UpdatedAt = now
 	m.put(ctx, inc)
-	u := Update{IncidentID: id, ID: newID("upd_"), CreatedAt: now, Status: inc.Status, Message: message, Author: author}
-	if err := m.cfg.Store.AddUpdate(ctx, u); err != nil {
+	u, err := m.entry(ctx, inc, now, message, author, nil)
+	if err != nil {
 		return Incident{}, err
 	}
-	m.emit(Event{ID: "incident:" + id + ":" + u.ID, Type: EventIncidentUpdated, Time: now, Data: map[string]any{"incident": incidentData(inc), "update": u}})
+	m.updated(inc, u)
 	return m.cfg.Store.Incident(ctx, id)
 }
 

@@ -387,10 +387,7 @@ func (m *Monitor) open(ctx context.Context, st *State, severity string, now time
 	st.IncidentID = i.ID
 	m.put(ctx, i)
 	// The first timeline entry; incident.created tells of it.
-	u := Update{IncidentID: i.ID, ID: newID("upd_"), CreatedAt: now, Status: i.Status, Message: "opened: " + i.Description, Author: "monitor", Metrics: metricsOf(st.Values)}
-	if err := m.cfg.Store.AddUpdate(ctx, u); err != nil {
-		m.cfg.Log.Error("monitor: write incident update", "id", i.ID, "err", err)
-	}
+	m.logEntry(m.entry(ctx, i, now, "opened: "+i.Description, "monitor", metricsOf(st.Values)))
 	m.incidents.WithLabelValues("opened", severity).Inc()
 	m.emit(Event{ID: "incident:" + i.ID + ":created", Type: EventIncidentCreated, Time: now, Data: incidentData(i)})
 	m.notifyIncident(ctx, i, "created")
@@ -403,25 +400,41 @@ func (m *Monitor) put(ctx context.Context, i Incident) {
 	}
 }
 
+// entry adds a timeline entry with the incident's status.
+func (m *Monitor) entry(ctx context.Context, i Incident, now time.Time, msg, author string, metrics map[string]float64) (Update, error) {
+	u := Update{IncidentID: i.ID, ID: newID("upd_"), CreatedAt: now, Status: i.Status, Message: msg, Author: author, Metrics: metrics}
+	return u, m.cfg.Store.AddUpdate(ctx, u)
+}
+
+func (m *Monitor) logEntry(u Update, err error) {
+	if err != nil {
+		m.cfg.Log.Error("monitor: write incident update", "id", u.IncidentID, "err", err)
+	}
+}
+
+// updated tells of a timeline entry.
+func (m *Monitor) updated(i Incident, u Update) {
+	m.emit(Event{ID: "incident:" + i.ID + ":" + u.ID, Type: EventIncidentUpdated, Time: u.CreatedAt, Data: map[string]any{"incident": incidentData(i), "update": u}})
+}
+
+// update adds the monitor's timeline entry and tells of it.
 func (m *Monitor) update(ctx context.Context, i Incident, now time.Time, msg string, v Values) {
-	u := Update{IncidentID: i.ID, ID: newID("upd_"), CreatedAt: now, Status: i.Status, Message: msg, Author: "monitor", Metrics: metricsOf(v)}
-	if err := m.cfg.Store.AddUpdate(ctx, u); err != nil {
-		m.cfg.Log.Error("monitor: write incident update", "id", i.ID, "err", err)
+	u, err := m.entry(ctx, i, now, msg, "monitor", metricsOf(v))
+	if err != nil {
+		m.logEntry(u, err)
 		return
 	}
-	m.emit(Event{ID: "incident:" + i.ID + ":" + u.ID, Type: EventIncidentUpdated, Time: now, Data: map[string]any{"incident": incidentData(i), "update": u}})
+	m.updated(i, u)
 }
 
 func (m *Monitor) resolve(ctx context.Context, i *Incident, now time.Time, msg, author string, v Values) {
 	i.Status, i.ResolvedAt, i.UpdatedAt = StatusResolved, &now, now
 	m.put(ctx, *i)
-	u := Update{IncidentID: i.ID, ID: newID("upd_"), CreatedAt: now, Status: StatusResolved, Message: msg, Author: author}
+	var metrics map[string]float64
 	if v != (Values{}) {
-		u.Metrics = metricsOf(v)
+		metrics = metricsOf(v)
 	}
-	if err := m.cfg.Store.AddUpdate(ctx, u); err != nil {
-		m.cfg.Log.Error("monitor: write incident update", "id", i.ID, "err", err)
-	}
+	m.logEntry(m.entry(ctx, *i, now, msg, author, metrics))
 	m.incidents.WithLabelValues("resolved", i.Severity).Inc()
 	m.emit(Event{ID: "incident:" + i.ID + ":resolved", Type: EventIncidentResolved, Time: now, Data: incidentData(*i)})
 	m.notifyIncident(ctx, *i, "resolved")

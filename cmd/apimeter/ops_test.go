@@ -134,17 +134,11 @@ func sendRaw(t *testing.T, brokers []string, topic, value string) {
 // admin calls the admin API of s.
 func admin(t *testing.T, s *server, key, method, path string, out any) int {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+s.addr+"/api/api-usage"+path, nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		require.NoError(t, json.Unmarshal(b, out), "%s", b)
+	status, raw := send(t, s, key, method, path, nil)
+	if out != nil && status < 300 {
+		require.NoError(t, json.Unmarshal(raw, out), "%s", raw)
 	}
-	return resp.StatusCode
+	return status
 }
 
 func healthCheck(t *testing.T, s *server, key string) {

@@ -310,7 +310,7 @@ func newLimiter(ctx context.Context, cfg config.Config, db store.Driver, rc *red
 		}
 	}
 	ch := limits.ClickHouse{DB: db}
-	resolver := limits.NewCachedResolver(ch, 30*time.Second)
+	resolver := limits.NewCachedResolver(accounts.New(db), 30*time.Second)
 	lc := limits.Config{
 		Plans: plans, Resolver: resolver, Usage: ch, Notices: limits.NewStoreNotices(ch),
 		IPLimit: uint64(cfg.RateLimitMaxRequests), IPWindow: cfg.RateLimitWindow, FailClosed: cfg.LimitsFail == "closed",

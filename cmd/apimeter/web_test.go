@@ -50,8 +50,9 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// apiCall calls the API of s with key and decodes the JSON answer.
-func apiCall(t *testing.T, s *server, key, method, path string, body any, out any) http.Header {
+// send calls the API of s with key (a JSON body when body is not nil)
+// and returns the status and the answer.
+func send(t *testing.T, s *server, key, method, path string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -69,11 +70,18 @@ func apiCall(t *testing.T, s *server, key, method, path string, body any, out an
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	require.Less(t, resp.StatusCode, 300, "%s %s: %s", method, path, raw)
+	return resp.StatusCode, raw
+}
+
+// apiCall calls the API of s with key, requires a success and decodes
+// the JSON answer into out.
+func apiCall(t *testing.T, s *server, key, method, path string, body any, out any) {
+	t.Helper()
+	status, raw := send(t, s, key, method, path, body)
+	require.Less(t, status, 300, "%s %s: %s", method, path, raw)
 	if out != nil {
 		require.NoError(t, json.Unmarshal(raw, out), "%s", raw)
 	}
-	return resp.Header
 }
 
 // TestDashboardInChromium signs in to the dashboard of a server loaded
