@@ -244,7 +244,7 @@ func TestExportDownloads(t *testing.T) {
 		names = append(names, f.Name)
 	}
 	require.Equal(t, []string{"id", "timestamp", "tenantId", "userId", "apiKeyId", "endpoint", "method", "statusCode",
-		"responseTimeMs", "requestBytes", "responseBytes", "metadata", "ingestedAt", "storedAt"}, names)
+		"responseTimeMs", "requestBytes", "responseBytes", "cost", "metadata", "dimensions", "ingestedAt", "storedAt"}, names)
 	n := 0
 	for ar.Next() {
 		rec := ar.RecordBatch()

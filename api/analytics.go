@@ -75,6 +75,7 @@ func (s *Server) MountAnalytics(a *Analytics) {
 	g.GET("/rate-limit", a.rateLimit, user, enforce)
 	g.GET("/quota", a.quota, user, enforce)
 	g.GET("/costs", a.costs, user, enforce)
+	g.GET("/sla", a.sla, user, enforce)
 	g.POST("/export", a.export, user, enforce)
 	g.GET("/endpoints/:endpoint/analytics", a.endpointAnalytics, user, enforce)
 	g.GET("/top-users", a.topUsers, admin)
@@ -386,10 +387,18 @@ type FiltersJSON struct {
 	StatusCode  []int      `json:"statusCode,omitempty"`
 	StatusClass []int      `json:"statusClass,omitempty"`
 	UserID      stringList `json:"userId,omitempty"`
+	// Dimensions filters declared custom dimensions: name → values.
+	Dimensions map[string]stringList `json:"dimensions,omitempty"`
 }
 
 func (f FiltersJSON) filters() (query.Filters, error) {
 	out := query.Filters{Endpoint: f.Endpoint, Method: f.Method, StatusCode: f.StatusCode, StatusClass: f.StatusClass, User: f.UserID}
+	if len(f.Dimensions) > 0 {
+		out.Custom = make(map[string][]string, len(f.Dimensions))
+		for name, vs := range f.Dimensions {
+			out.Custom[name] = vs
+		}
+	}
 	return out, checkFilters(out)
 }
 

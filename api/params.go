@@ -255,6 +255,11 @@ func checkFilters(f query.Filters) error {
 			return BadRequest("filter %s has %d values: at most %d", name, n, maxFilterValues)
 		}
 	}
+	for name, vs := range f.Custom {
+		if len(vs) > maxFilterValues {
+			return BadRequest("filter dimensions.%s has %d values: at most %d", name, len(vs), maxFilterValues)
+		}
+	}
 	for _, c := range f.StatusCode {
 		if c < 100 || c > 599 {
 			return BadRequest("filter statusCode %d: want 100 to 599", c)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apimeter/apimeter/dims"
 	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/store"
 )
@@ -51,6 +52,9 @@ type Config struct {
 	RedisURL string
 	// AdminKey is APIMETER_ADMIN_KEY, a bootstrap admin API key (16+ characters).
 	AdminKey string
+	// Dimensions is APIMETER_DIMENSIONS: the custom dimensions producers
+	// may send in metadata (package dims).
+	Dimensions []dims.Spec
 	// PlansFile is APIMETER_PLANS_FILE, plans and limits overriding the defaults.
 	PlansFile string
 	// TrustedProxies is APIMETER_TRUSTED_PROXIES, comma-separated CIDRs
@@ -184,6 +188,13 @@ func Parse(getenv func(string) string) (Config, error) {
 	p.str("REDIS_URL", &c.RedisURL)
 	p.str("APIMETER_ADMIN_KEY", &c.AdminKey)
 	p.str("APIMETER_PLANS_FILE", &c.PlansFile)
+	if v := getenv("APIMETER_DIMENSIONS"); v != "" {
+		specs, err := dims.Parse(v)
+		if err != nil {
+			p.fail("APIMETER_DIMENSIONS", v, strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		c.Dimensions = specs
+	}
 	p.str("APIMETER_LIMITS_FAIL", &c.LimitsFail)
 	if v := getenv("APIMETER_TRUSTED_PROXIES"); v != "" {
 		for _, part := range strings.Split(v, ",") {

@@ -8,6 +8,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/apimeter/apimeter/dims"
 )
 
 // Reason names why a record was rejected. Every rejection of the product
@@ -59,7 +61,9 @@ const (
 	MaxIDBytes      = 128
 	// MaxResponseTimeMs bounds responseTimeMs (one day).
 	MaxResponseTimeMs = 86_400_000
-	maxSafeInteger    = 1 << 53
+	// MaxCost bounds cost, what one call counts for against limits.
+	MaxCost        = 1_000_000_000
+	maxSafeInteger = 1 << 53
 )
 
 // Limits of metadata entries, in bytes.
@@ -89,6 +93,9 @@ type Policy struct {
 	// Retention is how far before Source.TimestampMs a record may be.
 	// Default 90 days.
 	Retention time.Duration
+	// Dimensions folds the declared custom dimensions of API calls'
+	// metadata (nil: none declared).
+	Dimensions *dims.Folder
 }
 
 func (p Policy) withDefaults() Policy {
@@ -117,13 +124,14 @@ const (
 	fResponseBytes
 	fFeature
 	fQuantity
+	fCost
 	fMetadata
 	numFields
 )
 
 var fieldNames = [numFields]string{
 	"id", "type", "timestamp", "tenantId", "userId", "apiKeyId", "endpoint", "method", "statusCode",
-	"responseTimeMs", "requestBytes", "responseBytes", "feature", "quantity", "metadata",
+	"responseTimeMs", "requestBytes", "responseBytes", "feature", "quantity", "cost", "metadata",
 }
 
 // maxLen bounds the string fields, in bytes.
@@ -139,8 +147,11 @@ func fieldIndex(key []byte) int {
 			return fID
 		}
 	case 4:
-		if string(key) == "type" {
+		switch string(key) {
+		case "type":
 			return fType
+		case "cost":
+			return fCost
 		}
 	case 6:
 		switch string(key) {
@@ -449,6 +460,12 @@ func (d *Decoder) validate(f *[numFields]fieldValue, src Source, r *Record) *Rej
 			return rej
 		}
 		r.ResponseBytes = uint64(n)
+		r.Cost = 1
+		if n, ok, rej = integer(fCost, false, 0, MaxCost); rej != nil {
+			return rej
+		} else if ok {
+			r.Cost = uint32(n)
+		}
 	} else {
 		if r.Feature, _, rej = str(fFeature, true, true); rej != nil {
 			return rej
@@ -464,7 +481,13 @@ func (d *Decoder) validate(f *[numFields]fieldValue, src Source, r *Record) *Rej
 		}
 		r.Quantity = q
 	}
-	return d.metadata(f[fMetadata], r)
+	if rej = d.metadata(f[fMetadata], r); rej != nil {
+		return rej
+	}
+	if api {
+		r.Dimensions = d.Policy.Dimensions.Fold(r.TenantID, r.Metadata)
+	}
+	return nil
 }
 
 // smallInt reads the common number: up to 15 digits, no sign, fraction

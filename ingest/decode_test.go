@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/apimeter/apimeter/dims"
 )
 
 var src = Source{Topic: "api-usage", Partition: 3, Offset: 1200, TimestampMs: time.Date(2026, 11, 27, 10, 0, 1, 0, time.UTC).UnixMilli()}
@@ -35,10 +37,35 @@ func TestDecodeContractExample(t *testing.T) {
 		ID: "0193a3c4-8f0e-7c2a-9d51-6b2f0e8a1c77", Type: TypeAPICall,
 		EventTimeMs: time.Date(2026, 11, 27, 10, 0, 0, 123e6, time.UTC).UnixMilli(), IngestedAtMs: src.TimestampMs,
 		TenantID: "tenant-123", UserID: "user-42", APIKeyID: "key_7f3a", Endpoint: "/api/users/:id", Method: "GET",
-		StatusCode: 200, ResponseTimeUs: 45000, RequestBytes: 512, ResponseBytes: 2048,
+		StatusCode: 200, ResponseTimeUs: 45000, RequestBytes: 512, ResponseBytes: 2048, Cost: 1,
 		Metadata: map[string]string{"filtered": "true"},
 		Topic:    "api-usage", Partition: 3, Offset: 1200,
 	}, r)
+}
+
+func TestDecodeCostAndDimensions(t *testing.T) {
+	f := dims.NewFolder([]dims.Spec{{Name: "region", Type: dims.TypeString, Cap: 1}, {Name: "build", Type: dims.TypeInt, Cap: 10}}, nil)
+	d := NewDecoder(Policy{Dimensions: f})
+	dec := func(extra string) Record {
+		var r Record
+		rej := d.Decode([]byte(`{"tenantId":"t","userId":"u","endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":1`+extra+`}`), src, &r)
+		require.Nil(t, rej, extra)
+		return r
+	}
+	require.Equal(t, uint32(1), dec(``).Cost, "no cost counts 1")
+	require.Equal(t, uint32(0), dec(`,"cost":0`).Cost)
+	require.Equal(t, uint32(250), dec(`,"cost":250`).Cost)
+	require.Equal(t, uint32(7), dec(`,"cost":7.0`).Cost)
+	r := dec(`,"metadata":{"region":"eu","build":"0042","team":"a"}`)
+	require.Equal(t, map[string]string{"region": "eu", "build": "42"}, r.Dimensions)
+	require.Equal(t, map[string]string{"region": "eu", "build": "0042", "team": "a"}, r.Metadata, "metadata keeps what was sent")
+	require.Equal(t, map[string]string{"region": dims.Other}, dec(`,"metadata":{"region":"us"}`).Dimensions, "past the cap of 1")
+	require.Equal(t, map[string]string{"build": dims.Invalid}, dec(`,"metadata":{"build":"x"}`).Dimensions)
+	require.Nil(t, dec(`,"metadata":{"team":"a"}`).Dimensions)
+	var feat Record
+	require.Nil(t, d.Decode([]byte(`{"type":"feature","userId":"u","feature":"f","quantity":2,"metadata":{"region":"eu"}}`), src, &feat))
+	require.Nil(t, feat.Dimensions, "feature records have no dimensions")
+	require.Zero(t, feat.Cost)
 }
 
 func TestDecodeDefaults(t *testing.T) {
@@ -94,6 +121,10 @@ func TestRejectionCatalogue(t *testing.T) {
 		{"status as string", `{"userId":"u","endpoint":"/x","method":"GET","statusCode":"200","responseTimeMs":5}`, ReasonWrongType, "statusCode"},
 		{"userId as number", `{"userId":42,"endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":5}`, ReasonWrongType, "userId"},
 		{"metadata as array", good(`,"metadata":["a"]`), ReasonWrongType, "metadata"},
+		{"cost as string", good(`,"cost":"3"`), ReasonWrongType, "cost"},
+		{"negative cost", good(`,"cost":-1`), ReasonInvalidValue, "cost"},
+		{"fractional cost", good(`,"cost":1.5`), ReasonInvalidValue, "cost"},
+		{"cost past the bound", good(`,"cost":1000000001`), ReasonInvalidValue, "cost"},
 		{"metadata number value", good(`,"metadata":{"a":1}`), ReasonWrongType, "metadata"},
 		{"timestamp as bool", good(`,"timestamp":true`), ReasonWrongType, "timestamp"},
 		{"status 999", `{"userId":"u","endpoint":"/x","method":"GET","statusCode":999,"responseTimeMs":5}`, ReasonInvalidValue, "statusCode"},

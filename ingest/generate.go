@@ -144,6 +144,7 @@ func (g *Generator) Next(r *Record) bool {
 	*r = Record{
 		ID:           fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", rng.Uint32(), rng.Uint32()&0xffff, rng.Uint32()&0xffff, rng.Uint32()&0xffff, rng.Uint64()&0xffffffffffff),
 		Type:         TypeAPICall,
+		Cost:         1,
 		EventTimeMs:  at.UnixMilli(),
 		IngestedAtMs: at.UnixMilli() + 5 + rng.Int64N(200),
 		TenantID:     fmt.Sprintf("tenant-%d", tenant+1),
@@ -157,7 +158,7 @@ func (g *Generator) Next(r *Record) bool {
 		r.Metadata = map[string]string{"region": regions[rng.IntN(len(regions))]}
 	}
 	if c.FeatureShare > 0 && rng.Float64() < c.FeatureShare {
-		r.Type = TypeFeature
+		r.Type, r.Cost = TypeFeature, 0
 		r.Feature = features[rng.IntN(len(features))]
 		r.Quantity = float64(1 + rng.IntN(100))
 		return true

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/apimeter/apimeter/dims"
 	"github.com/apimeter/apimeter/store"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	// Retention is how old a record may be (API_USAGE_RETENTION_DAYS).
 	// Default 90 days.
 	Retention time.Duration
+	// Dimensions folds declared custom dimensions (nil: none). Run seeds
+	// it from the store before consuming.
+	Dimensions *dims.Folder
 	// RetryMin and RetryMax bound the backoff between failed loads.
 	// Defaults 100ms and 10s.
 	RetryMin, RetryMax time.Duration
@@ -191,6 +195,16 @@ func kafkaLogger(log *slog.Logger, level slog.Level) kafka.LoggerFunc {
 // ends them all (kafka-go waits for them before joining the next
 // generation).
 func (in *Ingester) Run(ctx context.Context) error {
+	for in.cfg.Dimensions != nil {
+		err := SeedDimensions(ctx, in.store, in.cfg.Dimensions, int(in.cfg.Retention/(24*time.Hour))+1)
+		if err == nil {
+			break
+		}
+		in.log.Warn("dimension values not read; retrying", "err", err)
+		if !sleep(ctx, 2*time.Second) {
+			return nil
+		}
+	}
 	for {
 		err := ensureTopics(ctx, in.client, in.cfg)
 		if err == nil {
@@ -301,7 +315,7 @@ func (in *Ingester) fetch(ctx context.Context, src messageSource, partition int,
 		in: in, src: src, partition: partition, replay: replay, out: out,
 		bt: &batcher{
 			topic: in.cfg.Topic, partition: int32(partition),
-			dec:    NewDecoder(Policy{Retention: in.cfg.Retention}),
+			dec:    NewDecoder(Policy{Retention: in.cfg.Retention, Dimensions: in.cfg.Dimensions}),
 			window: newIDWindow(in.cfg.DedupWindow.Milliseconds(), in.cfg.DedupMaxIDs),
 		},
 	}

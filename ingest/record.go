@@ -29,12 +29,18 @@ type Record struct {
 	ResponseTimeUs uint64
 	RequestBytes   uint64
 	ResponseBytes  uint64
-	Metadata       map[string]string
-	Feature        string
-	Quantity       float64
-	Topic          string
-	Partition      int32
-	Offset         int64
+	// Cost is what an API call counts for against limits and quotas: 1
+	// unless the record says otherwise.
+	Cost     uint32
+	Metadata map[string]string
+	// Dimensions are the declared custom dimensions of Metadata, folded
+	// (package dims).
+	Dimensions map[string]string
+	Feature    string
+	Quantity   float64
+	Topic      string
+	Partition  int32
+	Offset     int64
 }
 
 // UsageColumns accumulates API-call records by column for usage_events.
@@ -43,7 +49,8 @@ type UsageColumns struct {
 	eventTime, ingestedAt, offset                  []int64
 	status                                         []uint16
 	rt, reqBytes, respBytes                        []uint64
-	meta                                           []map[string]string
+	cost                                           []uint32
+	meta, dims                                     []map[string]string
 	partition                                      []int32
 }
 
@@ -61,7 +68,9 @@ func (c *UsageColumns) Append(r *Record) {
 	c.rt = append(c.rt, r.ResponseTimeUs)
 	c.reqBytes = append(c.reqBytes, r.RequestBytes)
 	c.respBytes = append(c.respBytes, r.ResponseBytes)
+	c.cost = append(c.cost, r.Cost)
 	c.meta = append(c.meta, r.Metadata)
+	c.dims = append(c.dims, r.Dimensions)
 	c.topic = append(c.topic, r.Topic)
 	c.partition = append(c.partition, r.Partition)
 	c.offset = append(c.offset, r.Offset)
@@ -78,6 +87,7 @@ func (c *UsageColumns) Grow(n int) {
 	c.status, c.rt = slices.Grow(c.status, n), slices.Grow(c.rt, n)
 	c.reqBytes, c.respBytes = slices.Grow(c.reqBytes, n), slices.Grow(c.respBytes, n)
 	c.meta, c.partition = slices.Grow(c.meta, n), slices.Grow(c.partition, n)
+	c.cost, c.dims = slices.Grow(c.cost, n), slices.Grow(c.dims, n)
 }
 
 // Reset empties the columns, keeping their memory.
@@ -87,7 +97,9 @@ func (c *UsageColumns) Reset() {
 	c.eventTime, c.ingestedAt, c.offset = c.eventTime[:0], c.ingestedAt[:0], c.offset[:0]
 	c.status, c.rt, c.reqBytes, c.respBytes = c.status[:0], c.rt[:0], c.reqBytes[:0], c.respBytes[:0]
 	clear(c.meta)
+	clear(c.dims)
 	c.meta, c.partition = c.meta[:0], c.partition[:0]
+	c.cost, c.dims = c.cost[:0], c.dims[:0]
 }
 
 // Block is the columns as a block for usage_events. It shares the
@@ -106,7 +118,9 @@ func (c *UsageColumns) Block() *store.Block {
 		Add("response_time_us", "UInt64", c.rt).
 		Add("request_bytes", "UInt64", c.reqBytes).
 		Add("response_bytes", "UInt64", c.respBytes).
+		Add("cost", "UInt32", c.cost).
 		Add("metadata", "Map(LowCardinality(String), String)", c.meta).
+		Add("dimensions", "Map(LowCardinality(String), String)", c.dims).
 		Add("kafka_topic", "LowCardinality(String)", c.topic).
 		Add("kafka_partition", "Int32", c.partition).
 		Add("kafka_offset", "Int64", c.offset)
@@ -201,6 +215,10 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 		dst = strconv.AppendUint(dst, r.RequestBytes, 10)
 		dst = append(dst, `,"responseBytes":`...)
 		dst = strconv.AppendUint(dst, r.ResponseBytes, 10)
+		if r.Cost != 1 {
+			dst = append(dst, `,"cost":`...)
+			dst = strconv.AppendUint(dst, uint64(r.Cost), 10)
+		}
 	}
 	if len(r.Metadata) > 0 {
 		dst = append(dst, `,"metadata":{`...)

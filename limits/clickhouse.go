@@ -18,11 +18,12 @@ type DB interface {
 type ClickHouse struct{ DB DB }
 
 // PeriodUsage implements UsageSource: the user's requests in [start,
-// end) from the daily rollup (periods start at 00:00 UTC), leaving out
+// end), each counted by its cost (1 unless the record said otherwise),
+// from the daily rollup (periods start at 00:00 UTC), leaving out
 // responses with status 429 — requests a limit refused are not used
 // quota.
 func (c ClickHouse) PeriodUsage(ctx context.Context, tenant, user string, start, end time.Time) (uint64, error) {
-	return store.QueryUint64(ctx, c.DB, `SELECT sum(requests) FROM usage_daily
+	return store.QueryUint64(ctx, c.DB, `SELECT sum(cost) FROM usage_daily
 		WHERE tenant_id = {tenant:String} AND user_id = {user:String}
 		  AND bucket >= {start:DateTime64(3, 'UTC')} AND bucket < {end:DateTime64(3, 'UTC')} AND status_code != 429`,
 		store.Named("tenant", tenant), store.Named("user", user), store.Named("start", start.UTC()), store.Named("end", end.UTC()))

@@ -24,6 +24,9 @@ const (
 	DatasetEvents Dataset = "events" // raw records
 	DatasetHourly Dataset = "hourly" // usage_hourly
 	DatasetDaily  Dataset = "daily"  // usage_daily
+	// DatasetDimensions is dimension_hourly: per custom dimension and
+	// value, user and hour.
+	DatasetDimensions Dataset = "dimensions"
 )
 
 // Format is an export's encoding.
@@ -101,12 +104,36 @@ var datasetFields = map[Dataset][]field{
 		{name: "responseTimeMs", typed: "response_time_us / 1000", arrow: f64},
 		{name: "requestBytes", typed: "request_bytes", arrow: u64},
 		{name: "responseBytes", typed: "response_bytes", arrow: u64},
+		{name: "cost", typed: "toUInt64(cost)", arrow: u64},
 		{name: "metadata", typed: "CAST(metadata, 'Map(String, String)')", csv: "toJSONString(metadata)", arrow: arrow.MapOf(strType, strType)},
+		{name: "dimensions", typed: "CAST(dimensions, 'Map(String, String)')", csv: "toJSONString(dimensions)", arrow: arrow.MapOf(strType, strType)},
 		timestampField("ingestedAt", "ingested_at"),
 		timestampField("storedAt", "stored_at"),
 	},
-	DatasetHourly: rollupFields,
-	DatasetDaily:  rollupFields,
+	DatasetHourly:     append(slices.Clone(rollupFields), costField),
+	DatasetDaily:      append(slices.Clone(rollupFields), costField),
+	DatasetDimensions: dimensionFields(),
+}
+
+var costField = field{name: "cost", typed: "cost", arrow: u64}
+
+// dimensionFields are dimension_hourly's: the rollup's without endpoint,
+// method and status, with the dimension and its value.
+func dimensionFields() []field {
+	out := []field{bucketField(),
+		{name: "tenantId", typed: "toString(tenant_id)", arrow: strType},
+		{name: "userId", typed: "user_id", arrow: strType},
+		{name: "dimension", typed: "toString(dimension)", arrow: strType},
+		{name: "value", typed: "value", arrow: strType},
+	}
+	for _, f := range rollupFields {
+		switch f.name {
+		case "bucket", "tenantId", "userId", "endpoint", "method", "statusCode":
+		default:
+			out = append(out, f)
+		}
+	}
+	return append(out, costField)
 }
 
 var rollupFields = []field{
@@ -135,7 +162,7 @@ func FieldNames(d Dataset) []string {
 	return out
 }
 
-var datasetSource = map[Dataset]source{DatasetEvents: srcRaw, DatasetHourly: srcUsageHourly, DatasetDaily: srcUsageDaily}
+var datasetSource = map[Dataset]source{DatasetEvents: srcRaw, DatasetHourly: srcUsageHourly, DatasetDaily: srcUsageDaily, DatasetDimensions: srcDimension}
 
 // ExportRequest asks for an export.
 type ExportRequest struct {
@@ -175,7 +202,10 @@ func (s *Service) PrepareExport(ctx context.Context, req ExportRequest) (*Export
 	}
 	all, ok := datasetFields[req.Dataset]
 	if !ok {
-		return nil, invalid("dataset %q: want events, hourly or daily", req.Dataset)
+		return nil, invalid("dataset %q: want events, hourly, daily or dimensions", req.Dataset)
+	}
+	if err := s.checkCustom(nil, &req.Filters); err != nil {
+		return nil, err
 	}
 	if req.Format.ContentType() == "" {
 		return nil, invalid("format %q: want csv, json, ndjson or arrow", req.Format)
@@ -210,7 +240,7 @@ func (s *Service) PrepareExport(ctx context.Context, req ExportRequest) (*Export
 		var b bytes.Buffer
 		err := exportSQL.Execute(&b, map[string]any{
 			"Fields": cols, "Table": p.Table, "Final": !src.raw, "TimeCol": p.TimeCol,
-			"Tenant": p.Tenant, "User": p.User, "Filters": p.Filters, "OrderBy": order, "Settings": settings,
+			"Tenant": p.Tenant, "User": p.User, "Filters": p.Filters, "Conds": p.Conds, "OrderBy": order, "Settings": settings,
 		})
 		return b.String(), err
 	}

@@ -1,8 +1,8 @@
 package query
 
 import (
-	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -79,8 +79,19 @@ const (
 	DimTenant      Dimension = "tenantId"
 )
 
-// Dimensions lists the dimensions a request may group by.
+// Dimensions lists the dimensions a request may group by, besides the
+// declared custom ones.
 var Dimensions = []Dimension{DimEndpoint, DimMethod, DimStatusCode, DimStatusClass, DimUser}
+
+// CustomPrefix starts the name of a custom dimension: "dimensions.region"
+// groups by the declared dimension region (package dims).
+const CustomPrefix = "dimensions."
+
+// Custom is the declared dimension d names, if it is a custom one.
+func (d Dimension) Custom() (string, bool) {
+	name, ok := strings.CutPrefix(string(d), CustomPrefix)
+	return name, ok && name != ""
+}
 
 // Filters narrow a query to some values of dimensions.
 type Filters struct {
@@ -89,6 +100,8 @@ type Filters struct {
 	StatusCode  []int    `json:"statusCode,omitempty"`
 	StatusClass []int    `json:"statusClass,omitempty"` // 2 for 2xx…
 	User        []string `json:"userId,omitempty"`
+	// Custom filters declared dimensions: name → the values kept.
+	Custom map[string][]string `json:"dimensions,omitempty"`
 }
 
 func (f Filters) has(d Dimension) bool {
@@ -103,6 +116,9 @@ func (f Filters) has(d Dimension) bool {
 		return len(f.StatusClass) > 0
 	case DimUser:
 		return len(f.User) > 0
+	}
+	if name, ok := d.Custom(); ok {
+		return len(f.Custom[name]) > 0
 	}
 	return false
 }
@@ -119,6 +135,9 @@ type source struct {
 	codes    bool          // has status_code (else status_class only)
 	latency  bool          // can give percentiles
 	raw      bool
+	// dimensional: a row per custom dimension and value (dimension,
+	// value), so it answers only queries about one custom dimension.
+	dimensional bool
 }
 
 var (
@@ -130,12 +149,13 @@ var (
 	srcEndpointMinute = source{name: "endpoint_minute", table: "endpoint_minute", timeCol: "bucket", grain: time.Minute, retained: 47 * time.Hour, detail: true, latency: true}
 	srcEndpointHourly = source{name: "endpoint_hourly", table: "endpoint_hourly", timeCol: "bucket", grain: time.Hour, detail: true, latency: true}
 	srcEndpointDaily  = source{name: "endpoint_daily", table: "endpoint_daily", timeCol: "bucket", grain: 24 * time.Hour, detail: true, latency: true}
+	srcDimension      = source{name: "dimension_hourly", table: "dimension_hourly", timeCol: "bucket", grain: time.Hour, users: true, dimensional: true}
 )
 
 // preference is the order sources are tried in: fewest rows first. The
 // user_* rollups (a row per user and bucket) come before usage_* (a row
 // per user, endpoint, method, status and bucket).
-var preference = []source{srcEndpointDaily, srcUserDaily, srcUsageDaily, srcEndpointHourly, srcUserHourly, srcUsageHourly, srcEndpointMinute, srcRaw}
+var preference = []source{srcEndpointDaily, srcUserDaily, srcUsageDaily, srcEndpointHourly, srcUserHourly, srcUsageHourly, srcEndpointMinute, srcDimension, srcRaw}
 
 // need is what a query asks of its source.
 type need struct {
@@ -149,6 +169,23 @@ type need struct {
 	// only: select just the measures the metrics need (series); otherwise
 	// every sum is read (totals and breakdowns show them all).
 	only bool
+}
+
+// customNames are the custom dimensions n groups or filters by, sorted.
+func (n need) customNames() []string {
+	var out []string
+	for _, d := range n.dims {
+		if name, ok := d.Custom(); ok {
+			out = append(out, name)
+		}
+	}
+	for name, vs := range n.filters.Custom {
+		if len(vs) > 0 {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // choose picks the cheapest source that can answer exactly: it has the
@@ -167,6 +204,9 @@ func choose(n need) source {
 func (s source) fits(n need) bool {
 	if s.raw {
 		return true
+	}
+	if custom := n.customNames(); s.dimensional != (len(custom) > 0) || len(custom) > 1 {
+		return false
 	}
 	users := n.scope.User != "" || slices.Contains(n.dims, DimUser) || n.filters.has(DimUser) || slices.Contains(n.metrics, UniqueUsers)
 	if users && !s.users {
@@ -253,8 +293,17 @@ func fixedOffset(r Range, off int) bool {
 
 // column is the expression a dimension reads from a source.
 func (s source) column(d Dimension) (string, error) {
+	if name, ok := d.Custom(); ok {
+		switch {
+		case s.raw:
+			return "dimensions[{" + customParam(name) + ":String}]", nil
+		case s.dimensional:
+			return "value", nil
+		}
+		return "", invalid("%s cannot be filtered or grouped by custom dimensions", s.name)
+	}
 	if !s.detail && d != DimUser && d != DimTenant {
-		return "", fmt.Errorf("query: %s has no %s", s.name, d)
+		return "", invalid("%s has no %s", s.name, d)
 	}
 	switch d {
 	case DimEndpoint:
@@ -277,7 +326,7 @@ func (s source) column(d Dimension) (string, error) {
 	case DimTenant:
 		return "tenant_id", nil
 	}
-	return "", fmt.Errorf("query: %s has no %s", s.name, d)
+	return "", invalid("%s has no %s", s.name, d)
 }
 
 // bucketExpr is the Unix time of a row's bucket start in the request's
@@ -327,3 +376,7 @@ func (s source) aggregates() aggregates {
 	}
 	return a
 }
+
+// customParam is the query parameter holding a custom dimension's name
+// (names are [a-z][a-z0-9_]*, package dims).
+func customParam(name string) string { return "dk_" + name }

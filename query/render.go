@@ -5,8 +5,10 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"text/template"
 	"time"
 
@@ -48,6 +50,8 @@ type plan struct {
 	Tenant  bool
 	User    bool
 	Filters []filterExpr
+	// Conds are further conditions, fixed text with parameters.
+	Conds   []string
 	OrderBy string
 	Limit   int
 	// Settings are the query's SETTINGS clause, if any.
@@ -105,12 +109,29 @@ func planFrom(src source, n need) (*plan, error) {
 	if p.User {
 		p.params = append(p.params, store.Named("user", n.scope.User))
 	}
+	if custom := n.customNames(); src.dimensional && len(custom) > 1 {
+		return nil, invalid("%s holds one custom dimension per row: filter by one of %s", src.name, strings.Join(custom, ", "))
+	}
+	for _, name := range n.customNames() {
+		// The records that have the dimension: a rollup row per
+		// dimension, or raw records whose map holds it.
+		if src.dimensional {
+			p.Conds = append(p.Conds, "dimension = {"+customParam(name)+":String}")
+		} else {
+			p.Conds = append(p.Conds, "mapContains(dimensions, {"+customParam(name)+":String})")
+		}
+		p.params = append(p.params, store.Named(customParam(name), name))
+	}
 	for _, d := range n.dims {
 		expr, err := src.column(d)
 		if err != nil {
 			return nil, err
 		}
-		p.Dims = append(p.Dims, dimExpr{Dim: d, Expr: expr, Alias: aliases[d]})
+		alias := aliases[d]
+		if name, ok := d.Custom(); ok {
+			alias = "dc_" + name
+		}
+		p.Dims = append(p.Dims, dimExpr{Dim: d, Expr: expr, Alias: alias})
 	}
 	add := func(d Dimension, param, typ string, v any) error {
 		expr, err := src.column(d)
@@ -136,6 +157,13 @@ func planFrom(src source, n need) (*plan, error) {
 	} {
 		if x.set {
 			if err := add(x.dim, x.param, x.typ, x.v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(f.Custom)) {
+		if len(f.Custom[name]) > 0 {
+			if err := add(Dimension(CustomPrefix+name), "fc_"+name, "Array(String)", f.Custom[name]); err != nil {
 				return nil, err
 			}
 		}

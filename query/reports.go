@@ -330,19 +330,22 @@ func (s *Service) RecentRequests(ctx context.Context, sc Scope, window time.Dura
 	return rows[0].agg.Requests, nil
 }
 
-// BillableRow is a user's requests to an endpoint on one UTC day,
-// leaving out those a limit refused (status 429).
+// BillableRow is a user's usage of an endpoint on one UTC day, leaving
+// out the requests a limit refused (status 429).
 type BillableRow struct {
 	User     string
 	Day      time.Time
 	Endpoint string
+	// Requests counts each request by its cost (1 unless the record
+	// said otherwise): what quotas count.
 	Requests uint64
 }
 
-// BillableUsage reads the daily requests bills are made of, for a
-// tenant's user (or every user when sc.User is empty), in [start, end).
+// BillableUsage reads the daily usage bills and quotas are made of, for
+// a tenant's user (or every user when sc.User is empty), in [start, end):
+// requests counted by their cost (1 unless the record said otherwise).
 func (s *Service) BillableUsage(ctx context.Context, sc Scope, start, end time.Time) ([]BillableRow, error) {
-	rows, err := s.db.Query(ctx, `SELECT user_id, bucket, endpoint, sum(requests) FROM usage_daily
+	rows, err := s.db.Query(ctx, `SELECT user_id, bucket, endpoint, sum(cost) FROM usage_daily
 		WHERE tenant_id = {tenant:String} AND ({user:String} = '' OR user_id = {user:String})
 		  AND bucket >= {start:DateTime64(3, 'UTC')} AND bucket < {end:DateTime64(3, 'UTC')} AND status_code != 429
 		GROUP BY user_id, bucket, endpoint ORDER BY user_id, bucket, endpoint`,

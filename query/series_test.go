@@ -73,6 +73,7 @@ func setupFixture() error {
 		r.ID = "recent-" + r.ID
 		recs = append(recs, r)
 	}
+	foldFixture(recs)
 	var cols ingest.UsageColumns
 	for i := range recs {
 		if recs[i].Type == ingest.TypeAPICall {
@@ -147,6 +148,9 @@ func dimValue(r *ingest.Record, d Dimension) string {
 	case DimTenant:
 		return r.TenantID
 	}
+	if name, ok := d.Custom(); ok {
+		return r.Dimensions[name]
+	}
 	return ""
 }
 
@@ -162,6 +166,11 @@ func matches(r *ingest.Record, sc Scope, f Filters, rng Range) bool {
 		return false
 	}
 	in := func(v string, set []string) bool { return len(set) == 0 || slices.Contains(set, v) }
+	for name, set := range f.Custom {
+		if v, ok := r.Dimensions[name]; len(set) > 0 && (!ok || !slices.Contains(set, v)) {
+			return false
+		}
+	}
 	inInt := func(v int, set []int) bool { return len(set) == 0 || slices.Contains(set, v) }
 	return in(r.Endpoint, f.Endpoint) && in(r.Method, f.Method) && inInt(int(r.StatusCode), f.StatusCode) &&
 		inInt(int(r.StatusCode/100), f.StatusClass) && in(r.UserID, f.User)
@@ -176,8 +185,16 @@ func (fx *fixture) expectSeries(req SeriesRequest) map[string]map[int64]*expecte
 			continue
 		}
 		var key []string
+		has := true
 		for _, d := range req.GroupBy {
+			if name, ok := d.Custom(); ok {
+				_, present := r.Dimensions[name]
+				has = has && present
+			}
 			key = append(key, string(d)+"="+dimValue(r, d))
+		}
+		if !has {
+			continue // a series by a custom dimension counts the records that have it
 		}
 		k := strings.Join(key, ",")
 		if out[k] == nil {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/apimeter/apimeter/dims"
 )
 
 // Error is a request the service refuses; its message says why.
@@ -55,6 +57,55 @@ type Service struct {
 	// exportBlockRows, when set, makes the engine cut exports into
 	// blocks of this many rows (tests use it to see many chunks).
 	exportBlockRows int
+	// dims are the declared custom dimensions.
+	dims []dims.Spec
+}
+
+// SetDimensions declares the custom dimensions requests may group and
+// filter by (APIMETER_DIMENSIONS).
+func (s *Service) SetDimensions(specs []dims.Spec) { s.dims = specs }
+
+// Dimensions are the declared custom dimensions.
+func (s *Service) Dimensions() []dims.Spec { return s.dims }
+
+// checkCustom refuses custom dimensions that are not declared, and writes
+// filter values as the dimension stores them (ints without leading zeros,
+// bools as true or false).
+func (s *Service) checkCustom(groupBy []Dimension, f *Filters) error {
+	declared := func(name string) (dims.Spec, error) {
+		sp, ok := dims.Find(s.dims, name)
+		if !ok {
+			if len(s.dims) == 0 {
+				return sp, invalid("custom dimension %q: none is declared (APIMETER_DIMENSIONS)", name)
+			}
+			return sp, invalid("custom dimension %q: declared are %s", name, strings.Join(dims.Names(s.dims), ", "))
+		}
+		return sp, nil
+	}
+	for _, d := range groupBy {
+		if name, ok := d.Custom(); ok {
+			if _, err := declared(name); err != nil {
+				return err
+			}
+		}
+	}
+	for name, vs := range f.Custom {
+		sp, err := declared(name)
+		if err != nil {
+			return err
+		}
+		norm := make([]string, len(vs))
+		for i, v := range vs {
+			norm[i] = v
+			if v != dims.Other && v != dims.Invalid {
+				if norm[i] = sp.Normalize(v); norm[i] == dims.Invalid {
+					return invalid("filters.dimensions.%s: %q is not a %s value", name, v, sp.Type)
+				}
+			}
+		}
+		f.Custom[name] = norm
+	}
+	return nil
 }
 
 // New builds a Service.
@@ -127,10 +178,13 @@ func (s *Service) Series(ctx context.Context, req SeriesRequest) (*SeriesResult,
 			return nil, invalid("metric %q: want one of %s", m, joinMetrics(Metrics))
 		}
 	}
+	if err := s.checkCustom(req.GroupBy, &req.Filters); err != nil {
+		return nil, err
+	}
 	seen := map[Dimension]bool{}
 	for _, d := range req.GroupBy {
-		if !slices.Contains(Dimensions, d) {
-			return nil, invalid("groupBy %q: want one of endpoint, method, statusCode, statusClass, userId", d)
+		if _, custom := d.Custom(); !custom && !slices.Contains(Dimensions, d) {
+			return nil, invalid("groupBy %q: want one of endpoint, method, statusCode, statusClass, userId or dimensions.<name>", d)
 		}
 		if seen[d] {
 			return nil, invalid("groupBy %q given twice", d)

@@ -14,7 +14,7 @@ import (
 var rollupFiles embed.FS
 
 // Rollups are the tables fed by materialized views, in rebuild order.
-var Rollups = []string{"usage_hourly", "usage_daily", "user_hourly", "user_daily", "endpoint_minute", "endpoint_hourly", "endpoint_daily", "feature_usage_daily"}
+var Rollups = []string{"usage_hourly", "usage_daily", "user_hourly", "user_daily", "endpoint_minute", "endpoint_hourly", "endpoint_daily", "dimension_hourly", "feature_usage_daily"}
 
 // RebuildRange is the span a rebuild covers.
 type RebuildRange struct {

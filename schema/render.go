@@ -81,6 +81,14 @@ func (l Layout) funcs() template.FuncMap {
 			}
 			return fmt.Sprintf("non_replicated_deduplication_window = %d", l.dedupWindow())
 		},
+		// alterDistributed repeats, on a cluster, an ALTER of a local
+		// table on the distributed table queries use.
+		"alterDistributed": func(name, clauses string) string {
+			if !cluster {
+				return ""
+			}
+			return fmt.Sprintf("ALTER TABLE %s ON CLUSTER %s %s;", name, l.Cluster, clauses)
+		},
 		// distributed creates, on a cluster, the table queries use.
 		"distributed": func(name, key string) string {
 			if !cluster {

@@ -19,6 +19,7 @@ import (
 	"github.com/apimeter/apimeter/api"
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/config"
+	"github.com/apimeter/apimeter/dims"
 	"github.com/apimeter/apimeter/events"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/ingest/producer"
@@ -128,6 +129,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var ingestStats api.IngestStats
 	if roles["ingest"] {
 		icfg := ingestConfig(cfg, brokers)
+		if len(cfg.Dimensions) > 0 {
+			icfg.Dimensions = dims.NewFolder(cfg.Dimensions, reg)
+		}
 		// api.usage.tracked is one event per stored batch, with its
 		// counts: an event per record would double the Kafka traffic.
 		icfg.OnLoaded = func(b ingest.LoadedBatch) {
@@ -191,6 +195,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	ownLimits := func(next echo.HandlerFunc) echo.HandlerFunc { return protect(report(next)) }
 	srv.MountEvents(prod, ingest.Policy{Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour}, api.KeyAuth(keys, true))
 	qs := query.New(db, query.Limits{})
+	qs.SetDimensions(cfg.Dimensions)
 	srv.MountAnalytics(&api.Analytics{
 		Query: qs, Keys: keys, Ingest: ingestStats, ExportMaxRows: uint64(cfg.ExportMaxRows),
 		Thresholds: query.Thresholds{Degraded: cfg.HealthDegradedThreshold, Unhealthy: cfg.HealthUnhealthyThreshold, Slow: cfg.SlowResponseThreshold},

@@ -46,6 +46,7 @@ func (r Record) AppendJSON(b []byte) ([]byte, error) {
 	num("statusCode", int64(r.StatusCode))
 	num("requestBytes", r.RequestBytes)
 	num("responseBytes", r.ResponseBytes)
+	num("cost", int64(r.Cost))
 	str("feature", r.Feature, false)
 	if r.Quantity != 0 {
 		b = append(b, `"quantity":`...)

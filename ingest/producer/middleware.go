@@ -31,6 +31,10 @@ type MiddlewareConfig struct {
 	SkipPaths []string
 	// Metadata adds metadata to a request's record. Default: none.
 	Metadata func(c echo.Context) map[string]string
+	// Cost is what a request counts for against limits and quotas, the
+	// record's cost; give it the function the limits middleware uses
+	// (graphql.Cost for GraphQL handlers). Default: none (1 each).
+	Cost func(c echo.Context) uint64
 }
 
 const skipKey = "apimeter.skipTracking"
@@ -99,6 +103,9 @@ func TrackUsage(t Tracker, cfg MiddlewareConfig) echo.MiddlewareFunc {
 			}
 			if cfg.Metadata != nil {
 				r.Metadata = cfg.Metadata(c)
+			}
+			if cfg.Cost != nil {
+				r.Cost = uint32(min(cfg.Cost(c), 1_000_000_000))
 			}
 			t.Track(r)
 			return err

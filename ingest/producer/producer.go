@@ -28,21 +28,24 @@ import (
 // Zero fields are left out; ID and Timestamp are filled by Track when
 // empty.
 type Record struct {
-	ID             string            `json:"id,omitempty"`
-	Type           string            `json:"type,omitempty"` // "api_call" (default) or "feature"
-	Timestamp      time.Time         `json:"-"`
-	TenantID       string            `json:"tenantId,omitempty"`
-	UserID         string            `json:"userId"`
-	APIKeyID       string            `json:"apiKeyId,omitempty"`
-	Endpoint       string            `json:"endpoint,omitempty"`
-	Method         string            `json:"method,omitempty"`
-	StatusCode     int               `json:"statusCode,omitempty"`
-	ResponseTimeMs float64           `json:"responseTimeMs"`
-	RequestBytes   int64             `json:"requestBytes,omitempty"`
-	ResponseBytes  int64             `json:"responseBytes,omitempty"`
-	Feature        string            `json:"feature,omitempty"`
-	Quantity       float64           `json:"quantity,omitempty"`
-	Metadata       map[string]string `json:"metadata,omitempty"`
+	ID             string    `json:"id,omitempty"`
+	Type           string    `json:"type,omitempty"` // "api_call" (default) or "feature"
+	Timestamp      time.Time `json:"-"`
+	TenantID       string    `json:"tenantId,omitempty"`
+	UserID         string    `json:"userId"`
+	APIKeyID       string    `json:"apiKeyId,omitempty"`
+	Endpoint       string    `json:"endpoint,omitempty"`
+	Method         string    `json:"method,omitempty"`
+	StatusCode     int       `json:"statusCode,omitempty"`
+	ResponseTimeMs float64   `json:"responseTimeMs"`
+	RequestBytes   int64     `json:"requestBytes,omitempty"`
+	ResponseBytes  int64     `json:"responseBytes,omitempty"`
+	Feature        string    `json:"feature,omitempty"`
+	Quantity       float64   `json:"quantity,omitempty"`
+	// Cost is what the call counts for against limits and quotas (e.g. a
+	// GraphQL query's complexity); 0 leaves it out, and the call counts 1.
+	Cost     uint32            `json:"cost,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // MarshalJSON writes the record with its timestamp in RFC 3339 (ms), and

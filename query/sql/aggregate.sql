@@ -44,6 +44,9 @@ WHERE {{.TimeCol}} >= {start:DateTime64(3, 'UTC')} AND {{.TimeCol}} < {end:DateT
 {{- range .Filters}}
   AND {{.Expr}} IN {{"{"}}{{.Param}}:{{.Type}}{{"}"}}
 {{- end}}
+{{- range .Conds}}
+  AND {{.}}
+{{- end}}
 GROUP BY bucket_start{{range .Dims}}, {{.Alias}}{{end}}
 {{- if .OrderBy}}
 ORDER BY {{.OrderBy}}

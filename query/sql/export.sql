@@ -18,6 +18,9 @@ WHERE {{.TimeCol}} >= {start:DateTime64(3, 'UTC')} AND {{.TimeCol}} < {end:DateT
 {{- range .Filters}}
   AND {{.Expr}} IN {{"{"}}{{.Param}}:{{.Type}}{{"}"}}
 {{- end}}
+{{- range .Conds}}
+  AND {{.}}
+{{- end}}
 {{- if .OrderBy}}
 ORDER BY {{.OrderBy}}
 {{- end}}

@@ -1,0 +1,26 @@
+-- Rebuilds dimension_hourly for [from, to) from usage_events; from and to
+-- are whole UTC days. Mirrors the SELECT of dimension_hourly_mv
+-- (0013_cost_dimensions.sql).
+DELETE FROM {{table "dimension_hourly"}} {{onCluster}}
+WHERE bucket >= {from:DateTime64(3, 'UTC')} AND bucket < {to:DateTime64(3, 'UTC')};
+
+INSERT INTO dimension_hourly
+SELECT
+    tenant_id,
+    dimension,
+    user_id,
+    toStartOfHour(event_time) AS bucket,
+    value,
+    count() AS requests,
+    countIf(status_code >= 400 AND status_code < 500) AS errors_4xx,
+    countIf(status_code >= 500) AS errors_5xx,
+    sum(response_time_us) AS response_time_sum_us,
+    max(response_time_us) AS response_time_max_us,
+    sum(request_bytes) AS request_bytes,
+    sum(response_bytes) AS response_bytes,
+    sum(cost) AS cost
+FROM usage_events
+ARRAY JOIN mapKeys(dimensions) AS dimension, mapValues(dimensions) AS value
+WHERE event_time >= {from:DateTime64(3, 'UTC')} AND event_time < {to:DateTime64(3, 'UTC')}
+GROUP BY tenant_id, dimension, user_id, bucket, value
+SETTINGS insert_deduplicate = 0;
