@@ -815,33 +815,20 @@ type QuotaLimit struct {
 	Forecast *forecast.Result `json:"forecast,omitempty"`
 }
 
-// forecastDays is the history a forecast reads: four weeks for the
-// weekly pattern and the trend, and a week more.
-const forecastDays = 35
-
 // forecastOf projects a quota to its period's end from the user's daily
-// requests (those a limit refused left out, as the quota counts them).
+// usage (query.Service.QuotaForecast).
 func (a *Analytics) forecastOf(c echo.Context, d *limits.Decision, l Limit) (forecast.Result, error) {
-	now := d.Now.UTC()
-	today := now.Truncate(24 * time.Hour)
-	from := today.AddDate(0, 0, -forecastDays)
-	rows, err := a.Query.BillableUsage(c.Request().Context(), query.Scope{Tenant: d.Tenant, User: d.User}, from, today.Add(24*time.Hour))
-	if err != nil {
-		return forecast.Result{}, queryError(err)
-	}
-	days := make([]uint64, forecastDays+1)
-	for _, r := range rows {
-		if i := int(r.Day.UTC().Sub(from) / (24 * time.Hour)); i >= 0 && i < len(days) {
-			days[i] += r.Requests
-		}
-	}
-	in := forecast.Input{Days: days, LastDay: today, TodayElapsed: float64(now.Sub(today)) / float64(24*time.Hour),
-		PeriodEnd: l.ResetAt, UsedInPeriod: l.Used}
+	var start time.Time
 	if l.PeriodStart != nil {
-		in.PeriodStart = *l.PeriodStart
+		start = *l.PeriodStart
 	}
+	var limit uint64
 	if l.Limit != nil {
-		in.Limit = *l.Limit
+		limit = *l.Limit
 	}
-	return forecast.Project(in), nil
+	f, err := a.Query.QuotaForecast(c.Request().Context(), query.Scope{Tenant: d.Tenant, User: d.User}, d.Now, start, l.ResetAt, limit, l.Used)
+	if err != nil {
+		return f, queryError(err)
+	}
+	return f, nil
 }

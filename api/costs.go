@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -88,17 +87,9 @@ var billingColumns = []string{"tenantId", "userId", "plan", "periodStart", "peri
 // the range: one user's, or every user with usage in a tenant admin's
 // tenant. CSV, JSON or NDJSON.
 func (a *Analytics) exportBilling(c echo.Context, b ExportBody, sc query.Scope, rng query.Range, f query.Filters) error {
-	format := query.Format(strings.ToLower(b.Format))
-	switch format {
-	case query.FormatCSV, query.FormatJSON, query.FormatNDJSON:
-	default:
-		return BadRequest("format %q: billing exports are csv, json or ndjson", b.Format)
-	}
-	if len(b.Fields) > 0 {
-		return BadRequest("fields: a billing export has fixed columns: %s", strings.Join(billingColumns, ", "))
-	}
-	if len(f.Endpoint)+len(f.Method)+len(f.StatusCode)+len(f.StatusClass)+len(f.User) > 0 {
-		return BadRequest("filters: a billing export bills whole periods; name a user with userId")
+	format, err := fixedExport(b, f, "billing", billingColumns, "bill whole periods")
+	if err != nil {
+		return err
 	}
 	if sc.Tenant == "" {
 		return BadRequest("name the tenant: tenantId")

@@ -47,6 +47,9 @@ func (a *Analytics) export(c echo.Context) error {
 	if b.Dataset == "billing" {
 		return a.exportBilling(c, b, sc, rng, f)
 	}
+	if b.Dataset == "sla" {
+		return a.exportSLA(c, b, sc, rng, f)
+	}
 	ctx := c.Request().Context()
 	e, err := a.Query.PrepareExport(ctx, query.ExportRequest{Scope: sc, Range: rng, Dataset: query.Dataset(b.Dataset),
 		Fields: b.Fields, Filters: f, Format: query.Format(strings.ToLower(b.Format)), MaxRows: a.ExportMaxRows})
@@ -98,4 +101,24 @@ func acceptsGzip(h string) bool {
 		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
 	}
 	return false
+}
+
+// fixedExport checks an export of a report with fixed columns (bills,
+// SLA reports): CSV, JSON or NDJSON, no field selection, no filters but
+// the user. what names the report in messages, whole why filters do not
+// apply.
+func fixedExport(b ExportBody, f query.Filters, what string, columns []string, whole string) (query.Format, error) {
+	format := query.Format(strings.ToLower(b.Format))
+	switch format {
+	case query.FormatCSV, query.FormatJSON, query.FormatNDJSON:
+	default:
+		return format, BadRequest("format %q: %s exports are csv, json or ndjson", b.Format, what)
+	}
+	if len(b.Fields) > 0 {
+		return format, BadRequest("fields: %s exports have fixed columns: %s", what, strings.Join(columns, ", "))
+	}
+	if len(f.Endpoint)+len(f.Method)+len(f.StatusCode)+len(f.StatusClass)+len(f.User)+len(f.Custom) > 0 {
+		return format, BadRequest("filters: %s exports %s; name a user with userId", what, whole)
+	}
+	return format, nil
 }

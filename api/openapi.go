@@ -77,6 +77,12 @@ var apiRoutes = []apiRoute{
 	{method: "GET", path: "/quota", who: "user", summary: "The quotas of the current billing period, with a forecast of the period's end", params: pScope, resp: []QuotaLimit{}},
 	{method: "GET", path: "/costs", who: "user", summary: "Bills of the current billing period and the ones before it, per endpoint",
 		params: params(pScope, []apiParam{{name: "periods", in: "query", typ: "integer", desc: "how many periods, 1-24, default 3"}}), resp: CostsResponse{}},
+	{method: "GET", path: "/sla", who: "user", summary: "A month's attainment of the service-level objectives per objective, tenant and indicator: error budgets, burn rates, worst hours",
+		params: params(pScope, []apiParam{
+			{name: "month", in: "query", typ: "string", desc: "YYYY-MM; default the current month in timezone"},
+			{name: "timezone", in: "query", typ: "string", desc: "IANA time zone of the month's days and hours; default UTC"},
+			{name: "objective", in: "query", typ: "string", desc: "one objective by name; default every objective that applies"},
+		}), resp: SLAResponse{}},
 	{method: "POST", path: "/export", who: "user", summary: "A streamed download in Arrow IPC stream, CSV, JSON or NDJSON", body: ExportBody{}, download: true},
 	{method: "GET", path: "/endpoints/{endpoint}/analytics", who: "user", summary: "One endpoint's latency, errors, status codes, methods and series",
 		params: params([]apiParam{{name: "endpoint", in: "path", typ: "string", required: true, desc: "URL-encoded, e.g. %2Fapi%2Fusers%2F%3Aid"},

@@ -344,12 +344,12 @@ func TestRateLimitAndQuotaCountRealUsage(t *testing.T) {
 	var withForecast []QuotaLimit
 	callJSON(t, "GET", BasePath+"/quota", fx.userKey, nil, 200, &withForecast)
 	today := clock.Truncate(24 * time.Hour)
-	first := today.AddDate(0, 0, -forecastDays)
-	days := make([]uint64, forecastDays+1)
+	first := today.AddDate(0, 0, -query.ForecastDays)
+	days := make([]uint64, query.ForecastDays+1)
 	for d := range days {
 		days[d] = count(fx.user, first.AddDate(0, 0, d), first.AddDate(0, 0, d+1))
 	}
-	require.Positive(t, days[forecastDays-1], "the day before has traffic")
+	require.Positive(t, days[query.ForecastDays-1], "the day before has traffic")
 	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 	want := forecast.Project(forecast.Input{Days: days, LastDay: today, TodayElapsed: float64(clock.Sub(today)) / float64(24*time.Hour),
 		PeriodStart: start, PeriodEnd: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Limit: 1000, UsedInPeriod: month})

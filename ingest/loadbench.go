@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/apimeter/apimeter/dims"
 	"io"
 	"log/slog"
 	"runtime"
@@ -36,6 +37,10 @@ type LoadBenchConfig struct {
 	// in Kafka (Partitions partitions, default 4), loaded by the ingester.
 	Brokers    []string
 	Partitions int
+	// Dimensions, when set, are declared custom dimensions: the rows
+	// carry them folded (the generator's region) and the end-to-end
+	// ingester folds them.
+	Dimensions []dims.Spec
 	// SkipLocal runs only the end-to-end way (for profiling it alone).
 	SkipLocal bool
 	// Profile, when set, is started when the end-to-end clock starts and
@@ -94,7 +99,7 @@ const (
 	benchUsageTable = "usage_events"
 )
 
-var benchRollups = []string{"usage_hourly", "usage_daily", "endpoint_hourly", "endpoint_daily"}
+var benchRollups = []string{"usage_hourly", "usage_daily", "endpoint_hourly", "endpoint_daily", "dimension_hourly"}
 
 // meter measures one way: wall time, process CPU and Go allocations.
 type meter struct {
@@ -135,7 +140,11 @@ func RunLoadBench(ctx context.Context, db LoadBenchDB, cfg LoadBenchConfig) ([]L
 	})
 	records := make([]Record, 0, cfg.Rows)
 	var r Record
+	folder := dims.NewFolder(cfg.Dimensions, nil)
 	for gen.Next(&r) {
+		if len(cfg.Dimensions) > 0 {
+			r.Dimensions = folder.Fold(r.TenantID, r.Metadata)
+		}
 		records = append(records, r)
 	}
 	batch := func(k int) []Record { return records[k*cfg.BatchRows : min((k+1)*cfg.BatchRows, len(records))] }
@@ -253,6 +262,9 @@ func loadLocally(ctx context.Context, db LoadBenchDB, cfg LoadBenchConfig, batch
 func endToEnd(ctx context.Context, db LoadBenchDB, cfg LoadBenchConfig, records []Record, run int64) (LoadBenchResult, error) {
 	topic := fmt.Sprintf("bench-%d", run)
 	icfg := Config{Brokers: cfg.Brokers, Topic: topic, Group: topic, Partitions: cfg.Partitions, MaxBatchRecords: cfg.BatchRows}
+	if len(cfg.Dimensions) > 0 {
+		icfg.Dimensions = dims.NewFolder(cfg.Dimensions, nil)
+	}
 	icfg.setDefaults()
 	if err := ensureTopics(ctx, &kafka.Client{Addr: kafka.TCP(cfg.Brokers...)}, icfg); err != nil {
 		return LoadBenchResult{}, err

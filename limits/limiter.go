@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apimeter/apimeter/forecast"
 	"github.com/sony/gobreaker/v2"
 )
 
@@ -109,6 +111,10 @@ type Config struct {
 	BreakerTimeout time.Duration
 	// OnEvent receives events; it must not block for long.
 	OnEvent func(Event)
+	// Forecast, when set, projects a quota to its period's end for the
+	// warnings ("at this rate you reach your limit on …"); at most four
+	// calls per user and period. query.Service.QuotaForecast fits.
+	Forecast func(ctx context.Context, tenant, user string, now, periodStart, periodEnd time.Time, limit, used uint64) (forecast.Result, error)
 	// Registerer receives the limiter's metrics. Default: none.
 	Registerer prometheus.Registerer
 	// Log is the logger. Default: slog.Default().
@@ -527,6 +533,15 @@ func (l *Limiter) quotaNotice(d *Decision, c Check, st State) {
 	if u := upgradeOf(d.Plan, l.plans.Next(d.Plan)); u != nil {
 		data["upgrade"] = u
 	}
+	data["message"] = fmt.Sprintf("%d %% of the %s plan's %d requests used this period; the quota resets on %s.", level, d.Plan.Name, c.Limit, c.PeriodEnd.UTC().Format("2 January 2006"))
+	if level < 100 && l.cfg.Forecast != nil {
+		if f, err := l.cfg.Forecast(ctx, c.Key.Tenant, c.Key.User, d.Now, c.PeriodStart, c.PeriodEnd, c.Limit, used); err != nil {
+			l.cfg.Log.Warn("quota forecast", "tenantId", c.Key.Tenant, "userId", c.Key.User, "err", err)
+		} else {
+			data["forecast"] = f
+			data["message"] = data["message"].(string) + " " + ForecastSentence(f, c.Limit)
+		}
+	}
 	id := fmt.Sprintf("quota:%s:%s:%s:%d", c.Key.Tenant, c.Key.User, c.PeriodStart.UTC().Format("20060102"), level)
 	l.emit(Event{ID: id, Type: typ, Time: d.Now, Tenant: c.Key.Tenant, User: c.Key.User, Data: data})
 }
@@ -683,4 +698,12 @@ func (l *Limiter) Rollover(now time.Time, anchors map[int]int) (began int) {
 	l.levels.prune(func(k seedKey, _ int) bool { return k.Period < cut })
 	l.refresh.prune(func(k seedKey, _ int64) bool { return k.Period < cut })
 	return began
+}
+
+// ForecastSentence says what a forecast means for a quota of limit.
+func ForecastSentence(f forecast.Result, limit uint64) string {
+	if f.RunsOutAt != nil {
+		return fmt.Sprintf("At this rate you reach your limit on %s.", f.RunsOutAt.UTC().Format("2 January 2006"))
+	}
+	return fmt.Sprintf("At this rate the period ends at about %d of %d.", f.ProjectedAtPeriodEnd, limit)
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/apimeter/apimeter/forecast"
 )
 
 // app is an echo app behind the limiter, with the caller named by the
@@ -360,4 +362,51 @@ func TestReportCountsNothingAndProtectStandsApart(t *testing.T) {
 	b := newApp(t, Config{Resolver: broken, FailClosed: true})
 	b.e.GET("/read", func(c echo.Context) error { return c.String(http.StatusOK, "ok") }, b.mw.Report())
 	require.Equal(t, http.StatusOK, b.call("GET", "/read", "acme", "kim").Code)
+}
+
+// The warnings say when the quota runs out at the current pace (the
+// Forecast hook's projection); the exceeded notice needs no forecast.
+func TestQuotaWarningsCarryTheForecast(t *testing.T) {
+	plans, err := ParsePlans([]byte("defaultPlan: metered\nplans:\n  - name: metered\n    monthlyRequests: 100\n"))
+	require.NoError(t, err)
+	runsOut := time.Date(2028, 2, 20, 0, 0, 0, 0, time.UTC)
+	type call struct {
+		tenant, user string
+		start, end   time.Time
+		limit, used  uint64
+	}
+	var calls []call
+	fail := false
+	cfg := Config{Plans: plans, Forecast: func(_ context.Context, tenant, user string, _ time.Time, start, end time.Time, limit, used uint64) (forecast.Result, error) {
+		calls = append(calls, call{tenant, user, start, end, limit, used})
+		if fail {
+			return forecast.Result{}, errors.New("store away")
+		}
+		return forecast.Result{ProjectedAtPeriodEnd: 140, RunsOutAt: &runsOut, Method: "test"}, nil
+	}}
+	a := newApp(t, cfg)
+	for i := 1; i <= 80; i++ {
+		require.Equal(t, http.StatusOK, a.call("GET", "/api/things", "acme", "carol").Code)
+	}
+	w := a.eventsOf(EventQuotaWarning)
+	require.Len(t, w, 1)
+	require.Equal(t, []call{{"acme", "carol", time.Date(2028, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2028, 3, 1, 0, 0, 0, 0, time.UTC), 100, 80}}, calls)
+	require.Equal(t, uint64(140), w[0].Data["forecast"].(forecast.Result).ProjectedAtPeriodEnd)
+	require.Equal(t, "80 % of the metered plan's 100 requests used this period; the quota resets on 1 March 2028. At this rate you reach your limit on 20 February 2028.", w[0].Data["message"])
+
+	fail = true
+	for i := 81; i <= 90; i++ {
+		require.Equal(t, http.StatusOK, a.call("GET", "/api/things", "acme", "carol").Code)
+	}
+	w = a.eventsOf(EventQuotaWarning)
+	require.Len(t, w, 2, "a failing forecast does not hold the warning back")
+	require.NotContains(t, w[1].Data, "forecast")
+	for i := 91; i <= 100; i++ {
+		require.Equal(t, http.StatusOK, a.call("GET", "/api/things", "acme", "carol").Code)
+	}
+	ex := a.eventsOf(EventQuotaExceeded)
+	require.Len(t, ex, 1)
+	require.NotContains(t, ex[0].Data, "forecast")
+	require.Len(t, calls, 3, "80, 90 and 95: one forecast per warning")
+	require.Equal(t, "At this rate the period ends at about 70 of 100.", ForecastSentence(forecast.Result{ProjectedAtPeriodEnd: 70}, 100))
 }

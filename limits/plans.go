@@ -65,6 +65,7 @@ func (p Price) Weight(endpoint string) decimal.Decimal {
 type Plans struct {
 	Default string
 	list    []*Plan
+	slos    []Objective // nil: DefaultObjectives (slo.go)
 }
 
 // DefaultPlans are the plans of the product contract: Free 1,000 a month
@@ -131,6 +132,7 @@ type plansFile struct {
 	DefaultPlan string      `yaml:"defaultPlan"`
 	Currency    string      `yaml:"currency"`
 	Plans       []planEntry `yaml:"plans"`
+	SLOs        *[]sloEntry `yaml:"slos"` // service-level objectives (slo.go)
 }
 
 type planEntry struct {
@@ -199,6 +201,9 @@ func ParsePlans(b []byte) (*Plans, error) {
 			v.errf(v.line("plans", i, "name"), "plans[%d]: a second plan named %q", i, p.Name)
 		}
 		ps.list = append(ps.list, p)
+	}
+	if f.SLOs != nil {
+		ps.slos = v.objectives(*f.SLOs)
 	}
 	if _, ok := ps.Get(ps.Default); !ok && len(f.Plans) > 0 {
 		v.errf(v.line("defaultPlan"), "defaultPlan %q: no plan of that name (plans: %s)", ps.Default, strings.Join(ps.Names(), ", "))

@@ -124,9 +124,25 @@ func (m *Monitor) QuotaAlert(ctx context.Context, id, typ, tenant, user string, 
 		severity = "warning"
 	}
 	subject := fmt.Sprintf("Quota %v %% used by %s/%s", data["threshold"], tenant, user)
+	text := fmt.Sprintf("%s: %v of %v requests in the period starting %v (plan %v).", subject, data["used"], data["limit"], data["periodStart"], data["plan"])
+	if msg, ok := data["message"].(string); ok {
+		text += " " + msg // the forecast, when there is one
+	}
 	n := Notification{Key: id, DedupKey: id, Type: typ, Severity: severity, Tenant: tenant, User: user,
-		Subject: subject, Text: fmt.Sprintf("%s: %v of %v requests in the period starting %v (plan %v).", subject, data["used"], data["limit"], data["periodStart"], data["plan"]),
-		Data: data, At: m.cfg.Now()}
+		Subject: subject, Text: text, Data: data, At: m.cfg.Now()}
 	m.alerts.WithLabelValues("quota", "sent").Inc()
 	return m.cfg.Notify(ctx, n)
+}
+
+// BurnRateAlert sends a service-level objective's burn-rate alert —
+// severity critical (a page) or warning (a ticket) — as an
+// alert.slo_burn_rate notification with the dedup key
+// slo:<objective>:<tenant>:<sli>:<severity> and the alerts' cooldown.
+// Like the other alerts it is held while an incident about the whole API
+// is open: the incident told already, and a budget still burning after
+// it is resolved alerts at the next check.
+func (m *Monitor) BurnRateAlert(ctx context.Context, objective, tenant, sli, severity, subject, text string, data map[string]any) (bool, error) {
+	n := Notification{DedupKey: "slo:" + objective + ":" + tenant + ":" + sli + ":" + severity, Type: "alert.slo_burn_rate",
+		Severity: severity, Tenant: tenant, Subject: subject, Text: text, Data: data, At: m.cfg.Now()}
+	return m.alert(ctx, n, "global")
 }

@@ -146,7 +146,7 @@ func TestServeGenerateRestartKeepsData(t *testing.T) {
 	bin := buildBinary(t)
 	data := t.TempDir()
 	kenv, brokers := kafkaEnv(t)
-	env := append([]string{"APIMETER_DATA_DIR=" + data, "CLICKHOUSE_URL="}, kenv...)
+	env := append([]string{"APIMETER_DATA_DIR=" + data, "CLICKHOUSE_URL=", "APIMETER_DIMENSIONS=region:string:2"}, kenv...)
 	topic := strings.TrimPrefix(kenv[0], "KAFKA_TOPIC=")
 
 	gen := exec.Command(bin, "generate", "--records", "5000", "--days", "2", "--end", "2026-11-20T00:00:00Z", "--seed", "9")
@@ -174,21 +174,30 @@ func TestServeGenerateRestartKeepsData(t *testing.T) {
 	require.True(t, errors.As(err, &exit), "%v %s", err, out)
 	require.Contains(t, string(out), "admits one process per data directory")
 
-	// Records sent to Kafka are ingested.
+	// Records sent to Kafka are ingested, with their costs and declared
+	// dimensions.
 	const sent = 1000
-	sendRecords(t, brokers, topic, sent)
+	sentRecs := sendRecords(t, brokers, topic, sent, 77)
 	stored := `apimeter_ingest_records_total{outcome="stored"}`
-	deadline := time.Now().Add(60 * time.Second)
-	for metricValue(t, s.addr, stored) < sent && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
+	waitStored := func(s *server, n int) {
+		deadline := time.Now().Add(60 * time.Second)
+		for metricValue(t, s.addr, stored) < float64(n) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		require.Equal(t, float64(n), metricValue(t, s.addr, stored))
 	}
-	require.Equal(t, float64(sent), metricValue(t, s.addr, stored))
+	waitStored(s, sent)
 
 	s.stop(t)
 
 	again := startServe(t, bin, env)
 	again.waitReady(t, 60*time.Second)
 	require.NotContains(t, again.out.String(), "migration applied", "migrations ran once")
+	// After the restart the ingester keeps the values it kept before: a
+	// tenant's regions stay at the cap of two.
+	const more = 400
+	sentRecs = append(sentRecs, sendRecords(t, brokers, topic, more, 78)...)
+	waitStored(again, more)
 	again.stop(t)
 
 	// The data survived both restarts.
@@ -200,30 +209,93 @@ func TestServeGenerateRestartKeepsData(t *testing.T) {
 			want++
 		}
 	}
-	want += sent
+	want += sent + more
 	db, err := store.OpenEmbedded(store.EmbeddedConfig{Path: data, Conns: 1})
 	require.NoError(t, err)
 	defer db.Close()
 	rows, err := db.Query(context.Background(), "SELECT (SELECT count() FROM usage_events), (SELECT sum(requests) FROM usage_hourly), (SELECT sum(requests) FROM endpoint_daily)")
 	require.NoError(t, err)
-	defer rows.Close()
 	require.True(t, rows.Next())
 	var raw, hourly, daily uint64
 	require.NoError(t, rows.Scan(&raw, &hourly, &daily))
+	rows.Close() // one connection: free it for the next queries
 	require.Equal(t, uint64(want), raw)
 	require.Equal(t, uint64(want), hourly)
 	require.Equal(t, uint64(want), daily)
+	checkSentDimensions(t, db, sentRecs)
 }
 
-func sendRecords(t *testing.T, brokers []string, topic string, n int) {
+// checkSentDimensions compares what the ingester stored of the sent
+// records' costs and regions with the records: costs sum in the rollup;
+// per tenant at most two regions are kept (the cap), every record of a
+// kept region counts under it and every other region's under __other__.
+func checkSentDimensions(t *testing.T, db store.Driver, recs []ingest.Record) {
 	t.Helper()
-	g := ingest.NewGenerator(ingest.GeneratorConfig{Count: n, Seed: 77, Start: time.Now().Add(-time.Hour), Span: time.Hour})
+	ctx := context.Background()
+	var wantCost uint64
+	for _, r := range recs {
+		wantCost += uint64(r.Cost)
+	}
+	for _, table := range []string{"usage_events", "usage_hourly", "usage_daily"} {
+		got, err := store.QueryUint64(ctx, db, "SELECT sum(cost) FROM "+table+" WHERE startsWith(user_id, 'sent-')")
+		require.NoError(t, err)
+		require.Equal(t, wantCost, got, table)
+	}
+	rows, err := db.Query(ctx, `SELECT tenant_id, value, sum(requests) FROM dimension_hourly
+		WHERE dimension = 'region' AND startsWith(user_id, 'sent-') GROUP BY tenant_id, value`)
+	require.NoError(t, err)
+	got := map[string]map[string]uint64{}
+	for rows.Next() {
+		var tenant, value string
+		var n uint64
+		require.NoError(t, rows.Scan(&tenant, &value, &n))
+		if got[tenant] == nil {
+			got[tenant] = map[string]uint64{}
+		}
+		got[tenant][value] = n
+	}
+	require.NoError(t, rows.Err())
+	rows.Close()
+	want := map[string]map[string]uint64{}
+	for _, r := range recs {
+		region, ok := r.Metadata["region"]
+		if !ok {
+			continue
+		}
+		if _, kept := got[r.TenantID][region]; !kept {
+			region = "__other__"
+		}
+		if want[r.TenantID] == nil {
+			want[r.TenantID] = map[string]uint64{}
+		}
+		want[r.TenantID][region]++
+	}
+	require.Equal(t, want, got)
+	for tenant, values := range got {
+		delete(values, "__other__")
+		require.LessOrEqual(t, len(values), 2, "tenant %s keeps at most the cap", tenant)
+	}
+}
+
+// sendRecords sends n generated API calls of users "sent-…", every
+// tenth with a cost other than 1, and returns them.
+func sendRecords(t *testing.T, brokers []string, topic string, n int, seed uint64) []ingest.Record {
+	t.Helper()
+	g := ingest.NewGenerator(ingest.GeneratorConfig{Count: n, Seed: seed, Start: time.Now().Add(-time.Hour), Span: time.Hour})
 	var r ingest.Record
 	var msgs []kafka.Message
-	for g.Next(&r) {
+	var out []ingest.Record
+	for i := 0; g.Next(&r); i++ {
+		r.ID = fmt.Sprintf("sent-%d-%s", seed, r.ID)
+		r.UserID = "sent-" + r.UserID
+		if i%10 == 0 {
+			r.Cost = uint32(i % 7)
+		}
 		msgs = append(msgs, kafka.Message{Key: []byte(r.ID), Value: r.AppendJSON(nil)})
+		out = append(out, r)
 	}
 	produceAll(t, brokers, topic, msgs)
+	return out
 }
 
 // produceAll writes msgs, retrying a broker that is still settling: the

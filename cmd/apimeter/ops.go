@@ -16,6 +16,7 @@ import (
 	"github.com/apimeter/apimeter/query"
 	"github.com/apimeter/apimeter/scheduler"
 	"github.com/apimeter/apimeter/schema"
+	"github.com/apimeter/apimeter/sla"
 	"github.com/apimeter/apimeter/store"
 )
 
@@ -114,6 +115,18 @@ func jobs(cfg config.Config, db store.Driver, layout schema.Layout, mon *monitor
 		}},
 		{Name: "alert-check", Schedule: scheduler.Every(30 * time.Minute), Run: func(ctx context.Context) error {
 			_, err := mon.AlertCheck(ctx)
+			return err
+		}},
+		{Name: "sla-check", Schedule: scheduler.Every(5 * time.Minute), Run: func(ctx context.Context) error {
+			// Multi-window burn rates of every objective and tenant (sla.DefaultRules).
+			c := sla.Checker{DB: db, Objectives: lim.Plans().Objectives(), Now: time.Now,
+				Notify: func(ctx context.Context, a sla.Alert) (bool, error) {
+					return mon.BurnRateAlert(ctx, a.Objective.Name, a.Tenant, string(a.SLI.Kind), a.Decision.Severity, a.Subject(), a.Text(), a.Data())
+				}}
+			fired, err := c.Check(ctx)
+			if len(fired) > 0 {
+				log.Info("objectives burn their error budgets", "alerts", len(fired))
+			}
 			return err
 		}},
 		{Name: "rollup-verify", Schedule: scheduler.Every(cfg.AggregationInterval), Run: func(ctx context.Context) error {

@@ -370,6 +370,7 @@ func TestJobsFollowTheContract(t *testing.T) {
 	require.Equal(t, map[string]string{
 		"health-check":   "every 5m0s",
 		"alert-check":    "every 30m0s",
+		"sla-check":      "every 5m0s",
 		"rollup-verify":  "every 1h0m0s",
 		"quota-rollover": "daily at 00:00 UTC",
 		"data-cleanup":   "daily at 03:00 UTC",

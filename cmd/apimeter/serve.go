@@ -21,6 +21,7 @@ import (
 	"github.com/apimeter/apimeter/config"
 	"github.com/apimeter/apimeter/dims"
 	"github.com/apimeter/apimeter/events"
+	"github.com/apimeter/apimeter/forecast"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/ingest/producer"
 	"github.com/apimeter/apimeter/limits"
@@ -316,11 +317,15 @@ func newLimiter(ctx context.Context, cfg config.Config, db store.Driver, rc *red
 	}
 	ch := limits.ClickHouse{DB: db}
 	resolver := limits.NewCachedResolver(accounts.New(db), 30*time.Second)
+	forecasts := query.New(db, query.Limits{})
 	lc := limits.Config{
 		Plans: plans, Resolver: resolver, Usage: ch, Notices: limits.NewStoreNotices(ch),
 		IPLimit: uint64(cfg.RateLimitMaxRequests), IPWindow: cfg.RateLimitWindow, FailClosed: cfg.LimitsFail == "closed",
 		Registerer: reg, Log: log,
 		OnEvent: func(e limits.Event) { bus.Publish(e.ID, e.Type, e.Time, e.Tenant, e.User, e.User, e.Data) },
+		Forecast: func(ctx context.Context, tenant, user string, now, start, end time.Time, limit, used uint64) (forecast.Result, error) {
+			return forecasts.QuotaForecast(ctx, query.Scope{Tenant: tenant, User: user}, now, start, end, limit, used)
+		},
 	}
 	if rc != nil {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -276,6 +276,56 @@ func TestDashboardInChromium(t *testing.T) {
 	})
 	shoot("endpoint-desktop.png", 1280, 900)
 
+	// The Limits view shows the quota's forecast as /quota computes it.
+	var quota []struct {
+		Forecast *struct {
+			Projected uint64 `json:"projectedAtPeriodEnd"`
+		} `json:"forecast"`
+	}
+	apiCall(t, s, created.Key, "GET", "/quota", nil, &quota)
+	require.Len(t, quota, 1)
+	require.NotNil(t, quota[0].Forecast)
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"#/limits")))
+	waitUntil(t, 30*time.Second, "the quota's forecast", func() bool {
+		r, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.ID("forecast-monthly_requests"), "data-projected"))
+		return err == nil && r.Exists && r.Value == strconv.FormatUint(quota[0].Forecast.Projected, 10)
+	})
+
+	// The SLA view shows the API's month of the default objective.
+	month := dayStart.Format("2006-01") // a month of the traffic, in Tokyo
+	var report struct {
+		Objectives []struct {
+			Name string `json:"name"`
+			SLIs []struct {
+				Kind       string   `json:"kind"`
+				Total      uint64   `json:"total"`
+				Attainment *float64 `json:"attainment"`
+			} `json:"slis"`
+		} `json:"objectives"`
+	}
+	apiCall(t, s, created.Key, "GET", "/sla?month="+month+"&timezone=Asia/Tokyo", nil, &report)
+	require.Len(t, report.Objectives, 1)
+	require.Equal(t, "api", report.Objectives[0].Name)
+	sli := report.Objectives[0].SLIs[0]
+	require.Equal(t, "availability", sli.Kind)
+	require.Positive(t, sli.Total)
+	require.NotNil(t, sli.Attainment)
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"#/sla"), chromedp.WaitVisible(chromedp.ID("sla-month"))))
+	require.NoError(t, chromedp.Do(bctx, chromedp.SetValue(chromedp.ID("sla-month"), month), change("sla-month")))
+	waitUntil(t, 30*time.Second, "the SLA view's numbers", func() bool {
+		total, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.ID("sla-0-availability-total"), "data-value"))
+		if err != nil || !total.Exists || total.Value != strconv.FormatUint(sli.Total, 10) {
+			return false
+		}
+		att, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.ID("sla-0-availability-attainment"), "data-value"))
+		if err != nil || !att.Exists {
+			return false
+		}
+		got, err := strconv.ParseFloat(att.Value, 64)
+		return err == nil && got == *sli.Attainment
+	})
+	shoot("sla-desktop.png", 1280, 900)
+
 	// Sign out; a key the server does not know is refused.
 	require.NoError(t, chromedp.Do(bctx,
 		chromedp.Click(chromedp.ID("signout")),

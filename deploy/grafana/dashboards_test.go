@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/apimeter/apimeter/dims"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
@@ -336,8 +337,12 @@ func seed(t *testing.T, db store.Driver) {
 	g := ingest.NewGenerator(ingest.GeneratorConfig{Seed: 11, Tenants: 3, Users: 12, Endpoints: 6, Start: dataStart, Span: 24 * time.Hour, Count: 6000})
 	var cols ingest.UsageColumns
 	var r ingest.Record
+	// Custom dimensions as the ingester folds them: the generator's four
+	// regions under a cap of three per tenant, so __other__ shows too.
+	folder := dims.NewFolder([]dims.Spec{{Name: "region", Type: dims.TypeString, Cap: 3}}, nil)
 	for g.Next(&r) {
 		if r.Type != ingest.TypeFeature {
+			r.Dimensions = folder.Fold(r.TenantID, r.Metadata)
 			cols.Append(&r)
 		}
 	}

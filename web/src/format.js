@@ -108,6 +108,15 @@ export function dateTime(t, tz, { zone = true } = {}) {
   return dateTimeFormat(tz, zone).format(d);
 }
 
+// day formats a UTC calendar day (an ISO instant at 00:00 UTC):
+// "Friday, November 27, 2026".
+export function day(t) {
+  if (missing(t) || t === '') return DASH;
+  const d = toDate(t);
+  if (Number.isNaN(d.getTime())) return DASH;
+  return new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' }).format(d);
+}
+
 // statusLabel capitalises a status word: "healthy" → "Healthy".
 export function statusLabel(s) {
   if (!s) return DASH;

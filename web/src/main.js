@@ -1,6 +1,6 @@
 // The dashboard's entry: sign-in, the role of the key, the hash router
 // (#/overview, #/endpoints, #/endpoints/<encoded endpoint>, #/limits,
-// #/health, #/admin) and live refresh.
+// #/sla, #/health, #/admin) and live refresh.
 
 import 'uplot/dist/uPlot.min.css';
 import './app.css';
@@ -12,11 +12,12 @@ import * as overview from './views/overview.js';
 import * as endpoints from './views/endpoints.js';
 import * as endpoint from './views/endpoint.js';
 import * as limits from './views/limits.js';
+import * as sla from './views/sla.js';
 import * as health from './views/health.js';
 import * as admin from './views/admin.js';
 
-const VIEWS = { overview, endpoints, endpoint, limits, health, admin };
-const TITLES = { overview: 'Overview', endpoints: 'Endpoints', endpoint: 'Endpoint', limits: 'Limits', health: 'Health', admin: 'Admin' };
+const VIEWS = { overview, endpoints, endpoint, limits, sla, health, admin };
+const TITLES = { overview: 'Overview', endpoints: 'Endpoints', endpoint: 'Endpoint', limits: 'Limits', sla: 'SLA', health: 'Health', admin: 'Admin' };
 const RANGE_VIEWS = new Set(['overview', 'endpoints', 'endpoint', 'admin']);
 const ROLE_WORDS = { user: 'User key', admin: 'Tenant admin', global: 'Admin of every tenant' };
 const LIVE_MS = 30_000;

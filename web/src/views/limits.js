@@ -3,7 +3,7 @@
 
 import { get } from '../api.js';
 import { h, replace, message, errorBox } from '../dom.js';
-import { count, percent, dateTime } from '../format.js';
+import { count, percent, dateTime, day } from '../format.js';
 import { heading, loader, settle } from './common.js';
 
 const NAMES = {
@@ -51,6 +51,25 @@ export function gauge(id, l, tz) {
   return el;
 }
 
+// forecast says where a quota is heading: the projected use at the
+// period's end and the day it runs out at this pace (GET /quota's
+// forecast, from the daily usage with its weekly pattern).
+export function forecastLine(id, l) {
+  const f = l.forecast;
+  if (!f) return null;
+  const parts = [`Forecast: about ${count(f.projectedAtPeriodEnd)} by the end of the period (${count(Math.round(f.dailyRate))} a day from now on).`];
+  if (f.runsOutAt) {
+    parts.push(` At this rate you reach your limit on ${day(f.runsOutAt)}.`);
+  } else if (!l.unlimited && l.limit) {
+    parts.push(' At this rate you stay within your limit.');
+  }
+  if (!f.confident) parts.push(' Less than a week of history: a rough guess.');
+  return h('p', {
+    id, class: 'gauge-forecast' + (f.runsOutAt ? ' warn' : ''),
+    dataset: { projected: String(f.projectedAtPeriodEnd), runsOut: f.runsOutAt || '' },
+  }, parts.join(''));
+}
+
 export function mount(root, app) {
   const { title, subtitle } = heading('Limits');
   const rate = h('div', { id: 'rate-limit', class: 'gauges' }, message('Loading…', 'muted'));
@@ -90,7 +109,14 @@ export function mount(root, app) {
       replace(rate, errorBox(rlErr, refused(rlErr)));
     }
     if (q) {
-      replace(quota, q.length ? q.map((l) => gauge(`quota-${safeId(l.name)}`, l, tz)) : message('No quota applies.'));
+      replace(quota, q.length
+        ? q.map((l) => {
+          const g = gauge(`quota-${safeId(l.name)}`, l, tz);
+          const f = forecastLine(`forecast-${safeId(l.name)}`, l);
+          if (f) g.append(f);
+          return g;
+        })
+        : message('No quota applies.'));
     } else {
       replace(quota, errorBox(qErr, refused(qErr)));
     }
