@@ -78,6 +78,7 @@ func (s *Server) MountAnalytics(a *Analytics) {
 	g.GET("/sla", a.sla, user, enforce)
 	g.POST("/export", a.export, user, enforce)
 	g.GET("/endpoints/:endpoint/analytics", a.endpointAnalytics, user, enforce)
+	g.GET("/dimensions", a.dimensions, user, enforce)
 	g.GET("/top-users", a.topUsers, admin)
 	g.GET("/system-metrics", a.systemMetrics, admin)
 	g.GET("/health", a.health, OptionalKeyAuth(a.Keys), enforce)
@@ -576,6 +577,33 @@ func (a *Analytics) topUsers(c echo.Context) error {
 		res.Users = append(res.Users, UserJSON{Rank: i + 1, Tenant: u.Tenant, User: u.User, Totals: totalsOf(u.Aggregate, false)})
 	}
 	return c.JSON(http.StatusOK, res)
+}
+
+// DimensionsResponse is GET /dimensions.
+type DimensionsResponse struct {
+	Range      RangeJSON            `json:"range"`
+	Dimensions []query.DimensionUse `json:"dimensions"`
+}
+
+// dimensions reports the declared custom dimensions in the caller's
+// scope: their busiest values and how much was folded past the cap.
+func (a *Analytics) dimensions(c echo.Context) error {
+	r, err := a.readGet(c)
+	if err != nil {
+		return err
+	}
+	if f := r.filters; len(f.Endpoint)+len(f.Method)+len(f.StatusCode)+len(f.StatusClass)+len(f.User) > 0 {
+		return BadRequest("filters: dimensions are counted per tenant and user only; name a user with userId")
+	}
+	limit, err := intParam(r.q, "limit", 10, 1, 100)
+	if err != nil {
+		return err
+	}
+	uses, err := a.Query.DimensionUses(c.Request().Context(), r.scope, r.rng, limit)
+	if err != nil {
+		return queryError(err)
+	}
+	return c.JSON(http.StatusOK, DimensionsResponse{Range: rangeJSON(r.rng), Dimensions: uses})
 }
 
 // HealthResponse is GET /health, in the seed's shape.

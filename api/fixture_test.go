@@ -23,6 +23,7 @@ import (
 
 	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/auth"
+	"github.com/apimeter/apimeter/dims"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/query"
@@ -86,8 +87,10 @@ func setupAPIFixture() (func(), error) {
 	f := &apiFixture{db: db, start: start, end: start.Add(5 * 24 * time.Hour)}
 	g := ingest.NewGenerator(ingest.GeneratorConfig{Seed: 7, Tenants: 3, Users: 12, Endpoints: 8, Start: start, Span: 5 * 24 * time.Hour, Count: 30000})
 	var r ingest.Record
+	folder := dims.NewFolder(fixtureDims, nil) // as the ingester folds them
 	for g.Next(&r) {
 		if r.Type == ingest.TypeAPICall {
+			r.Dimensions = folder.Fold(r.TenantID, r.Metadata)
 			f.recs = append(f.recs, r)
 		}
 	}
@@ -114,6 +117,7 @@ func setupAPIFixture() (func(), error) {
 	f.srv = New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
 	svc := query.New(db, query.Limits{})
 	svc.SetClock(f.now)
+	svc.SetDimensions(fixtureDims)
 	ch := limits.ClickHouse{DB: db}
 	f.limits = limits.New(limits.Config{Usage: ch, Resolver: accounts.New(db), Notices: limits.NewStoreNotices(ch), Clock: limits.ClockFunc(f.now)})
 	f.an = &Analytics{Query: svc, Keys: f.keys, Now: f.now, ExportMaxRows: 20_000, Limits: f.limits,

@@ -94,6 +94,10 @@ var apiRoutes = []apiRoute{
 			{name: "sortBy", in: "query", typ: "string", enum: []string{"requests", "errors", "responseTime", "bytes"}},
 			{name: "limit", in: "query", typ: "integer", desc: "1-1000, default 10"},
 		}), resp: TopUsersResponse{}},
+	{method: "GET", path: "/dimensions", who: "user", summary: "The declared custom dimensions: busiest values, distinct values kept, requests folded past the cap or invalid (whole UTC hours)",
+		params: params(pRange, pScope, []apiParam{
+			{name: "limit", in: "query", typ: "integer", desc: "values per dimension, 1-100, default 10"},
+		}), resp: DimensionsResponse{}},
 	{method: "GET", path: "/system-metrics", who: "admin", summary: "Traffic, active users and endpoints; for global admins also ingest, dead letters and storage",
 		params: pScope, resp: SystemMetrics{}},
 	{method: "GET", path: "/health", who: "public", summary: "Health from the last five minutes; a key narrows it to what the key reads",

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apimeter/apimeter/config"
+	"github.com/apimeter/apimeter/dims"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
@@ -60,6 +61,12 @@ func generate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
+	// Declared dimensions are folded as the ingester folds them, after
+	// the values already stored.
+	folder := dims.NewFolder(cfg.Dimensions, nil)
+	if err := ingest.SeedDimensions(ctx, db, folder, cfg.RetentionDays+1); err != nil {
+		return err
+	}
 	gen := ingest.NewGenerator(g)
 	const batch = 50_000
 	var usage ingest.UsageColumns
@@ -87,6 +94,7 @@ func generate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if r.Type == ingest.TypeFeature {
 			features.Append(&r)
 		} else {
+			r.Dimensions = folder.Fold(r.TenantID, r.Metadata)
 			usage.Append(&r)
 		}
 		if n++; n%batch == 0 {

@@ -95,7 +95,8 @@ func TestDashboardInChromium(t *testing.T) {
 	const adminKey = "browser-admin-key-0123456789"
 	// The API's own limit per caller is not under test: the page and the
 	// test together make more calls a minute than its default.
-	env = append(env, "APIMETER_DATA_DIR="+dir, "APIMETER_ADMIN_KEY="+adminKey, "API_HEALTH_CHECK_INTERVAL=3600", "API_RATE_LIMIT_MAX_REQUESTS=100000")
+	env = append(env, "APIMETER_DATA_DIR="+dir, "APIMETER_ADMIN_KEY="+adminKey, "API_HEALTH_CHECK_INTERVAL=3600", "API_RATE_LIMIT_MAX_REQUESTS=100000",
+		"APIMETER_DIMENSIONS=region:string:3") // the generator's four regions: one is folded
 	// Three whole days in Tokyo (no daylight saving time) of traffic.
 	tz, err := time.LoadLocation("Asia/Tokyo")
 	require.NoError(t, err)
@@ -276,6 +277,30 @@ func TestDashboardInChromium(t *testing.T) {
 	})
 	shoot("endpoint-desktop.png", 1280, 900)
 
+	// The Dimensions view shows /dimensions: the user's regions, one of
+	// them folded into __other__ past the cap of three.
+	var dimsRes struct {
+		Dimensions []struct {
+			Name     string `json:"name"`
+			Requests uint64 `json:"requests"`
+			Other    uint64 `json:"otherRequests"`
+		} `json:"dimensions"`
+	}
+	apiCall(t, s, created.Key, "GET", "/dimensions?"+q.Encode(), nil, &dimsRes)
+	require.Len(t, dimsRes.Dimensions, 1)
+	require.Positive(t, dimsRes.Dimensions[0].Requests)
+	require.Positive(t, dimsRes.Dimensions[0].Other, "the fourth region is folded")
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"#/dimensions")))
+	waitUntil(t, 30*time.Second, "the region dimension's counts", func() bool {
+		req, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.ID("dimension-region-summary"), "data-requests"))
+		if err != nil || !req.Exists || req.Value != strconv.FormatUint(dimsRes.Dimensions[0].Requests, 10) {
+			return false
+		}
+		other, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.ID("dimension-region-summary"), "data-other"))
+		return err == nil && other.Exists && other.Value == strconv.FormatUint(dimsRes.Dimensions[0].Other, 10)
+	})
+	shoot("dimensions-desktop.png", 1280, 900)
+
 	// The Limits view shows the quota's forecast as /quota computes it.
 	var quota []struct {
 		Forecast *struct {
@@ -290,6 +315,7 @@ func TestDashboardInChromium(t *testing.T) {
 		r, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.ID("forecast-monthly_requests"), "data-projected"))
 		return err == nil && r.Exists && r.Value == strconv.FormatUint(quota[0].Forecast.Projected, 10)
 	})
+	shoot("limits-desktop.png", 1280, 900)
 
 	// The SLA view shows the API's month of the default objective.
 	month := dayStart.Format("2006-01") // a month of the traffic, in Tokyo

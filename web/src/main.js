@@ -1,5 +1,5 @@
 // The dashboard's entry: sign-in, the role of the key, the hash router
-// (#/overview, #/endpoints, #/endpoints/<encoded endpoint>, #/limits,
+// (#/overview, #/endpoints, #/endpoints/<encoded endpoint>, #/dimensions, #/limits,
 // #/sla, #/health, #/admin) and live refresh.
 
 import 'uplot/dist/uPlot.min.css';
@@ -13,12 +13,13 @@ import * as endpoints from './views/endpoints.js';
 import * as endpoint from './views/endpoint.js';
 import * as limits from './views/limits.js';
 import * as sla from './views/sla.js';
+import * as dimensions from './views/dimensions.js';
 import * as health from './views/health.js';
 import * as admin from './views/admin.js';
 
-const VIEWS = { overview, endpoints, endpoint, limits, sla, health, admin };
-const TITLES = { overview: 'Overview', endpoints: 'Endpoints', endpoint: 'Endpoint', limits: 'Limits', sla: 'SLA', health: 'Health', admin: 'Admin' };
-const RANGE_VIEWS = new Set(['overview', 'endpoints', 'endpoint', 'admin']);
+const VIEWS = { overview, endpoints, endpoint, dimensions, limits, sla, health, admin };
+const TITLES = { overview: 'Overview', endpoints: 'Endpoints', endpoint: 'Endpoint', dimensions: 'Dimensions', limits: 'Limits', sla: 'SLA', health: 'Health', admin: 'Admin' };
+const RANGE_VIEWS = new Set(['overview', 'endpoints', 'endpoint', 'dimensions', 'admin']);
 const ROLE_WORDS = { user: 'User key', admin: 'Tenant admin', global: 'Admin of every tenant' };
 const LIVE_MS = 30_000;
 // The role found at sign-in, kept beside the key so a reload need not

@@ -58,7 +58,9 @@ export function forecastLine(id, l) {
   const f = l.forecast;
   if (!f) return null;
   const parts = [`Forecast: about ${count(f.projectedAtPeriodEnd)} by the end of the period (${count(Math.round(f.dailyRate))} a day from now on).`];
-  if (f.runsOutAt) {
+  if (!l.unlimited && l.limit && l.used >= l.limit) {
+    parts.push(' The limit is already reached.');
+  } else if (f.runsOutAt) {
     parts.push(` At this rate you reach your limit on ${day(f.runsOutAt)}.`);
   } else if (!l.unlimited && l.limit) {
     parts.push(' At this rate you stay within your limit.');
