@@ -54,6 +54,16 @@ export function errorArea(id) {
   };
 }
 
+// viewRange is the controls' range, or null once its error is shown.
+export function viewRange(app, errors) {
+  const range = app.controls.range();
+  if (range.error) {
+    errors.show([new Error(range.error)]);
+    return null;
+  }
+  return range;
+}
+
 // loader runs one load at a time: a newer load makes older answers
 // stale, and leaving the view cancels the calls in flight.
 export function loader(root) {

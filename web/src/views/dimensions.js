@@ -5,7 +5,7 @@
 import { get } from '../api.js';
 import { h, replace, message } from '../dom.js';
 import { count, percent } from '../format.js';
-import { heading, errorArea, loader, whose, rangeWords } from './common.js';
+import { heading, errorArea, loader, whose, rangeWords, viewRange } from './common.js';
 
 const FOLDED = { __other__: 'past the cap', __invalid__: 'not of the type' };
 
@@ -47,11 +47,8 @@ export function mount(root, app) {
   const load = loader(root);
   const update = () => load.run(async (stale) => {
     replace(subtitle, `${whose(app)}, ${rangeWords(app, { buckets: false })}; whole hours`);
-    const range = app.controls.range();
-    if (range.error) {
-      errors.show([new Error(range.error)]);
-      return;
-    }
+    const range = viewRange(app, errors);
+    if (!range) return;
     const { startDate, endDate, timezone } = range;
     try {
       const res = await get('/dimensions', { startDate, endDate, timezone, limit: 10, ...app.controls.scope() }, { signal: load.signal });

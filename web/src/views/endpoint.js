@@ -6,7 +6,7 @@ import { get } from '../api.js';
 import { h, replace, card, message } from '../dom.js';
 import { count, percent, ms } from '../format.js';
 import { timeChart, columnsOf, COLORS } from '../charts.js';
-import { heading, errorArea, loader, whose, rangeWords } from './common.js';
+import { heading, errorArea, loader, whose, rangeWords, viewRange } from './common.js';
 
 const METRICS = ['requests', 'errors', 'averageResponseTime', 'p95ResponseTime'];
 
@@ -73,11 +73,8 @@ export function mount(root, app, params) {
   const load = loader(root);
   const update = () => load.run(async (stale) => {
     replace(subtitle, `${whose(app)}, ${rangeWords(app)}`);
-    const range = app.controls.range();
-    if (range.error) {
-      errors.show([new Error(range.error)]);
-      return;
-    }
+    const range = viewRange(app, errors);
+    if (!range) return;
     const { startDate, endDate, timezone } = range;
     try {
       const res = await get(`/endpoints/${encodeURIComponent(endpoint)}/analytics`,

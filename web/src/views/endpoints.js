@@ -4,7 +4,7 @@
 import { get } from '../api.js';
 import { h, replace, message } from '../dom.js';
 import { count, percent, ms, bytes } from '../format.js';
-import { heading, errorArea, loader, whose, rangeWords } from './common.js';
+import { heading, errorArea, loader, whose, rangeWords, viewRange } from './common.js';
 
 const COLUMNS = [
   { key: 'endpoint', label: 'Endpoint', text: true },
@@ -84,11 +84,8 @@ export function mount(root, app) {
   const load = loader(root);
   const update = () => load.run(async (stale) => {
     replace(subtitle, `${whose(app)}, ${rangeWords(app, { buckets: false })}`);
-    const range = app.controls.range();
-    if (range.error) {
-      errors.show([new Error(range.error)]);
-      return;
-    }
+    const range = viewRange(app, errors);
+    if (!range) return;
     const { startDate, endDate, timezone } = range;
     try {
       const stats = await get('/stats', { startDate, endDate, timezone, limit: 100, ...app.controls.scope() }, { signal: load.signal });

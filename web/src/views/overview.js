@@ -6,7 +6,7 @@ import { h, replace, card, message } from '../dom.js';
 import { count, percent, ms } from '../format.js';
 import { timeChart, columnsOf, COLORS } from '../charts.js';
 import { exportPanel } from '../exports.js';
-import { heading, errorArea, loader, settle, whose, rangeWords } from './common.js';
+import { heading, errorArea, loader, settle, whose, rangeWords, viewRange } from './common.js';
 
 const METRICS = ['requests', 'errors', 'errorRate', 'p50ResponseTime', 'p95ResponseTime', 'p99ResponseTime'];
 
@@ -53,12 +53,9 @@ export function mount(root, app) {
   const load = loader(root);
 
   const update = () => load.run(async (stale) => {
-    const range = app.controls.range();
     replace(subtitle, `${whose(app)}, ${rangeWords(app)}`);
-    if (range.error) {
-      errors.show([new Error(range.error)]);
-      return;
-    }
+    const range = viewRange(app, errors);
+    if (!range) return;
     const scope = app.controls.scope();
     const { startDate, endDate, timezone } = range;
     const body = { startDate, endDate, timezone, granularity: app.controls.prefs.granularity, metrics: METRICS };
