@@ -535,7 +535,12 @@ func (l *Limiter) quotaNotice(d *Decision, c Check, st State) {
 	}
 	data["message"] = fmt.Sprintf("%d %% of the %s plan's %d requests used this period; the quota resets on %s.", level, d.Plan.Name, c.Limit, c.PeriodEnd.UTC().Format("2 January 2006"))
 	if level < 100 && l.cfg.Forecast != nil {
-		if f, err := l.cfg.Forecast(ctx, c.Key.Tenant, c.Key.User, d.Now, c.PeriodStart, c.PeriodEnd, c.Limit, used); err != nil {
+		// In the request's path (a crossing happens thrice a period at
+		// most): a slow store delays it two seconds at worst.
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		f, err := l.cfg.Forecast(fctx, c.Key.Tenant, c.Key.User, d.Now, c.PeriodStart, c.PeriodEnd, c.Limit, used)
+		cancel()
+		if err != nil {
 			l.cfg.Log.Warn("quota forecast", "tenantId", c.Key.Tenant, "userId", c.Key.User, "err", err)
 		} else {
 			data["forecast"] = f

@@ -83,7 +83,7 @@ func TestSeriesByCustomDimensions(t *testing.T) {
 	svc.SetDimensions(fixtureDims)
 	ctx := context.Background()
 	utc, berlin := time.UTC, mustLoc(t, "Europe/Berlin")
-	all := []Metric{Requests, Errors, ClientErrors, AvgResponseTime, MaxResponseTime, RequestBytes, ResponseBytes}
+	all := []Metric{Requests, Errors, ClientErrors, AvgResponseTime, MaxResponseTime, RequestBytes, ResponseBytes, Cost}
 	region, build := Dimension("dimensions.region"), Dimension("dimensions.build")
 	for _, c := range []struct {
 		name   string

@@ -52,12 +52,14 @@ const (
 	MaxResponseTime Metric = "maxResponseTime"
 	RequestBytes    Metric = "requestBytes"
 	ResponseBytes   Metric = "responseBytes"
-	UniqueUsers     Metric = "uniqueUsers"
+	// Cost sums the records' costs: what quotas count.
+	Cost        Metric = "cost"
+	UniqueUsers Metric = "uniqueUsers"
 )
 
 // Metrics lists every metric.
 var Metrics = []Metric{Requests, Errors, ClientErrors, ErrorRate, ClientErrorRate, AvgResponseTime,
-	P50ResponseTime, P90ResponseTime, P95ResponseTime, P99ResponseTime, MaxResponseTime, RequestBytes, ResponseBytes, UniqueUsers}
+	P50ResponseTime, P90ResponseTime, P95ResponseTime, P99ResponseTime, MaxResponseTime, RequestBytes, ResponseBytes, UniqueUsers, Cost}
 
 func (m Metric) latency() bool {
 	switch m {
@@ -135,21 +137,22 @@ type source struct {
 	codes    bool          // has status_code (else status_class only)
 	latency  bool          // can give percentiles
 	raw      bool
+	costs    bool // has cost
 	// dimensional: a row per custom dimension and value (dimension,
 	// value), so it answers only queries about one custom dimension.
 	dimensional bool
 }
 
 var (
-	srcRaw            = source{name: "usage_events", table: "usage_events", timeCol: "event_time", users: true, detail: true, codes: true, latency: true, raw: true}
-	srcUsageHourly    = source{name: "usage_hourly", table: "usage_hourly", timeCol: "bucket", grain: time.Hour, users: true, detail: true, codes: true}
-	srcUsageDaily     = source{name: "usage_daily", table: "usage_daily", timeCol: "bucket", grain: 24 * time.Hour, users: true, detail: true, codes: true}
+	srcRaw            = source{name: "usage_events", table: "usage_events", timeCol: "event_time", users: true, detail: true, codes: true, latency: true, raw: true, costs: true}
+	srcUsageHourly    = source{name: "usage_hourly", table: "usage_hourly", timeCol: "bucket", grain: time.Hour, users: true, detail: true, codes: true, costs: true}
+	srcUsageDaily     = source{name: "usage_daily", table: "usage_daily", timeCol: "bucket", grain: 24 * time.Hour, users: true, detail: true, codes: true, costs: true}
 	srcUserHourly     = source{name: "user_hourly", table: "user_hourly", timeCol: "bucket", grain: time.Hour, users: true}
 	srcUserDaily      = source{name: "user_daily", table: "user_daily", timeCol: "bucket", grain: 24 * time.Hour, users: true}
 	srcEndpointMinute = source{name: "endpoint_minute", table: "endpoint_minute", timeCol: "bucket", grain: time.Minute, retained: 47 * time.Hour, detail: true, latency: true}
 	srcEndpointHourly = source{name: "endpoint_hourly", table: "endpoint_hourly", timeCol: "bucket", grain: time.Hour, detail: true, latency: true}
 	srcEndpointDaily  = source{name: "endpoint_daily", table: "endpoint_daily", timeCol: "bucket", grain: 24 * time.Hour, detail: true, latency: true}
-	srcDimension      = source{name: "dimension_hourly", table: "dimension_hourly", timeCol: "bucket", grain: time.Hour, users: true, dimensional: true}
+	srcDimension      = source{name: "dimension_hourly", table: "dimension_hourly", timeCol: "bucket", grain: time.Hour, users: true, dimensional: true, costs: true}
 )
 
 // preference is the order sources are tried in: fewest rows first. The
@@ -223,7 +226,7 @@ func (s source) fits(n need) bool {
 		}
 	}
 	for _, m := range n.metrics {
-		if m.latency() && !s.latency {
+		if m.latency() && !s.latency || m == Cost && !s.costs {
 			return false
 		}
 	}
@@ -351,7 +354,7 @@ func (s source) bucketExpr(g Granularity) string {
 // aggregates are a source's expressions for the measures every query
 // reads; metrics are computed from them.
 type aggregates struct {
-	Requests, Errors4xx, Errors5xx, TimeSum, TimeMax, RequestBytes, ResponseBytes, Latency, Users string
+	Requests, Errors4xx, Errors5xx, TimeSum, TimeMax, RequestBytes, ResponseBytes, Cost, Latency, Users string
 }
 
 func (s source) aggregates() aggregates {
@@ -361,6 +364,7 @@ func (s source) aggregates() aggregates {
 			TimeSum: "sum(response_time_us)", TimeMax: "max(response_time_us)",
 			RequestBytes: "sum(request_bytes)", ResponseBytes: "sum(response_bytes)",
 			Latency: "quantilesDD(0.01, 0.5, 0.9, 0.95, 0.99)(response_time_us)", Users: "uniqExact(user_id)",
+			Cost: "sum(cost)",
 		}
 	}
 	a := aggregates{
@@ -373,6 +377,9 @@ func (s source) aggregates() aggregates {
 	}
 	if s.users {
 		a.Users = "uniqExact(user_id)"
+	}
+	if s.costs {
+		a.Cost = "sum(cost)"
 	}
 	return a
 }

@@ -102,6 +102,9 @@ func planFrom(src source, n need) (*plan, error) {
 		keep(&p.Agg.RequestBytes, RequestBytes)
 		keep(&p.Agg.ResponseBytes, ResponseBytes)
 	}
+	if !slices.Contains(n.metrics, Cost) {
+		p.Agg.Cost = "" // read only when asked for
+	}
 	p.params = []store.Param{store.Named("start", n.rng.Start), store.Named("end", n.rng.End), store.Named("tz", n.rng.Loc.String())}
 	if p.Tenant {
 		p.params = append(p.params, store.Named("tenant", n.scope.Tenant))
@@ -224,7 +227,7 @@ func (p *plan) run(ctx context.Context, db DB) ([]aggRow, error) {
 			expr string
 			dst  *uint64
 		}{{p.Agg.Requests, &a.Requests}, {p.Agg.Errors4xx, &a.Errors4xx}, {p.Agg.Errors5xx, &a.Errors5xx}, {p.Agg.TimeSum, &a.TimeSumUs},
-			{p.Agg.TimeMax, &a.TimeMaxUs}, {p.Agg.RequestBytes, &a.RequestBytes}, {p.Agg.ResponseBytes, &a.ResponseBytes}} {
+			{p.Agg.TimeMax, &a.TimeMaxUs}, {p.Agg.RequestBytes, &a.RequestBytes}, {p.Agg.ResponseBytes, &a.ResponseBytes}, {p.Agg.Cost, &a.Cost}} {
 			if m.expr == "" {
 				continue // not selected: the request needs no metric of it
 			}
@@ -274,6 +277,7 @@ type Aggregate struct {
 	TimeMaxUs     uint64
 	RequestBytes  uint64
 	ResponseBytes uint64
+	Cost          uint64
 	// Latency holds p50, p90, p95, p99 in microseconds (DDSketch, 1 %
 	// relative error); nil when not asked for.
 	Latency []float64
@@ -325,6 +329,8 @@ func (a Aggregate) Value(m Metric) float64 {
 		return float64(a.RequestBytes)
 	case ResponseBytes:
 		return float64(a.ResponseBytes)
+	case Cost:
+		return float64(a.Cost)
 	case UniqueUsers:
 		return float64(a.Users)
 	}

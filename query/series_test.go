@@ -74,6 +74,11 @@ func setupFixture() error {
 		recs = append(recs, r)
 	}
 	foldFixture(recs)
+	for i := range recs {
+		if recs[i].Type == ingest.TypeAPICall && i%9 == 0 {
+			recs[i].Cost = uint32(i % 13) // weighted calls, some free
+		}
+	}
 	var cols ingest.UsageColumns
 	for i := range recs {
 		if recs[i].Type == ingest.TypeAPICall {
@@ -95,7 +100,7 @@ func loadFixture(t *testing.T) *fixture {
 
 // expected aggregates records the way a query should.
 type expected struct {
-	requests, e4, e5, sum, max, req, resp uint64
+	requests, e4, e5, sum, max, req, resp, cost uint64
 	lat                                   []uint64
 	users                                 map[string]bool
 }
@@ -112,6 +117,7 @@ func (e *expected) add(r *ingest.Record) {
 	e.max = max(e.max, r.ResponseTimeUs)
 	e.req += r.RequestBytes
 	e.resp += r.ResponseBytes
+	e.cost += uint64(r.Cost)
 	e.lat = append(e.lat, r.ResponseTimeUs)
 	if e.users == nil {
 		e.users = map[string]bool{}
@@ -121,7 +127,7 @@ func (e *expected) add(r *ingest.Record) {
 
 func (e *expected) value(m Metric) float64 {
 	a := Aggregate{Requests: e.requests, Errors4xx: e.e4, Errors5xx: e.e5, TimeSumUs: e.sum, TimeMaxUs: e.max,
-		RequestBytes: e.req, ResponseBytes: e.resp, Users: uint64(len(e.users))}
+		RequestBytes: e.req, ResponseBytes: e.resp, Users: uint64(len(e.users)), Cost: e.cost}
 	return a.Value(m)
 }
 
@@ -279,6 +285,8 @@ func TestSeriesAgainstRecords(t *testing.T) {
 		{"admin by user, status code filter", SeriesRequest{Scope: Scope{Tenant: "tenant-2"}, Range: Range{fx.start, fx.end, utc}, Granularity: GrainDay, Metrics: all, GroupBy: []Dimension{DimUser}, Filters: Filters{StatusCode: []int{200, 404}}}, "usage_daily"},
 		{"weeks in Berlin", SeriesRequest{Scope: Scope{Tenant: "tenant-1"}, Range: Range{time.Date(2026, 10, 19, 0, 0, 0, 0, berlin), time.Date(2026, 11, 2, 0, 0, 0, 0, berlin), berlin}, Granularity: GrainWeek, Metrics: all}, "endpoint_hourly"},
 		{"month UTC, every tenant, unique users", SeriesRequest{Range: Range{time.Date(2026, 10, 1, 0, 0, 0, 0, utc), time.Date(2026, 11, 1, 0, 0, 0, 0, utc), utc}, Granularity: GrainMonth, Metrics: []Metric{Requests, UniqueUsers}}, "user_daily"},
+		{"user cost by day", SeriesRequest{Scope: Scope{Tenant: "tenant-1", User: "user-3"}, Range: Range{fx.start, fx.end, utc}, Granularity: GrainDay, Metrics: []Metric{Requests, Cost}}, "usage_daily"},
+		{"tenant cost by endpoint, Berlin hours", SeriesRequest{Scope: Scope{Tenant: "tenant-2"}, Range: berlinDays, Granularity: GrainHour, Metrics: []Metric{Cost}, GroupBy: []Dimension{DimEndpoint}}, "usage_hourly"},
 		{"endpoint and method filters", SeriesRequest{Scope: Scope{Tenant: "tenant-3"}, Range: Range{fx.start, fx.end, utc}, Granularity: GrainDay, Metrics: lat, Filters: Filters{Endpoint: []string{"/api/users", "/api/orders"}, Method: []string{"GET"}}}, "endpoint_daily"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

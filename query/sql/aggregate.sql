@@ -27,6 +27,9 @@ SELECT
 {{- with .Agg.ResponseBytes}},
     {{.}} AS agg_response_bytes
 {{- end}}
+{{- with .Agg.Cost}},
+    {{.}} AS agg_cost
+{{- end}}
 {{- if .Latency}},
     {{.Agg.Latency}} AS agg_latency
 {{- end}}
