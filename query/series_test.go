@@ -101,8 +101,8 @@ func loadFixture(t *testing.T) *fixture {
 // expected aggregates records the way a query should.
 type expected struct {
 	requests, e4, e5, sum, max, req, resp, cost uint64
-	lat                                   []uint64
-	users                                 map[string]bool
+	lat                                         []uint64
+	users                                       map[string]bool
 }
 
 func (e *expected) add(r *ingest.Record) {
