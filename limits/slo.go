@@ -25,7 +25,15 @@ type Objective struct {
 	Availability     float64       `json:"availability,omitempty"`
 	LatencyThreshold time.Duration `json:"-"`
 	LatencyTarget    float64       `json:"latencyTarget,omitempty"`
+	// AlertMinRequests is the fewest requests a burn-rate rule's long
+	// window needs to fire (alertMinRequests; default
+	// DefaultAlertMinRequests): below it one failure would page.
+	AlertMinRequests uint64 `json:"alertMinRequests"`
 }
+
+// DefaultAlertMinRequests is an objective's alertMinRequests when the
+// plans file sets none.
+const DefaultAlertMinRequests = 20
 
 // AppliesTo says the objective is about tenant.
 func (o Objective) AppliesTo(tenant string) bool { return o.Tenant == "" || o.Tenant == tenant }
@@ -37,7 +45,8 @@ const DefaultObjectiveName = "api"
 // file: "api", for every tenant and endpoint, 99.9 % of responses not 5xx
 // and 99 % within 3000 ms (API_SLOW_RESPONSE_THRESHOLD's default).
 func DefaultObjectives() []Objective {
-	return []Objective{{Name: DefaultObjectiveName, Availability: 99.9, LatencyThreshold: 3 * time.Second, LatencyTarget: 99}}
+	return []Objective{{Name: DefaultObjectiveName, Availability: 99.9, LatencyThreshold: 3 * time.Second, LatencyTarget: 99,
+		AlertMinRequests: DefaultAlertMinRequests}}
 }
 
 // Objectives are the service-level objectives: the plans file's slos,
@@ -71,6 +80,7 @@ type sloEntry struct {
 	Endpoint     string        `yaml:"endpoint"`
 	Availability *float64      `yaml:"availability"`
 	Latency      *latencyEntry `yaml:"latency"`
+	MinRequests  *int64        `yaml:"alertMinRequests"`
 }
 
 type latencyEntry struct {
@@ -89,7 +99,14 @@ func (v *validator) objectives(es []sloEntry) []Objective {
 	seen := map[string]bool{}
 	for i, e := range es {
 		at := []any{"slos", i}
-		o := Objective{Name: e.Name, Tenant: e.Tenant, Endpoint: e.Endpoint}
+		o := Objective{Name: e.Name, Tenant: e.Tenant, Endpoint: e.Endpoint, AlertMinRequests: DefaultAlertMinRequests}
+		if n := e.MinRequests; n != nil {
+			if *n < 1 {
+				v.errf(v.line(append(at, "alertMinRequests")...), "%s.alertMinRequests %d: want 1 or more", pathString(at), *n)
+			} else {
+				o.AlertMinRequests = uint64(*n)
+			}
+		}
 		switch {
 		case e.Name == "":
 			v.errf(v.line(at...), "%s: name the objective", pathString(at))

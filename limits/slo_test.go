@@ -22,12 +22,13 @@ slos:
       target: 95.5
   - name: errors-only
     availability: 99
+    alertMinRequests: 500
 `))
 	require.NoError(t, err)
 	require.Equal(t, []Objective{
-		{Name: "api-availability", Tenant: "acme", Endpoint: "/api/orders/:id", Availability: 99.9, LatencyThreshold: 500 * time.Millisecond, LatencyTarget: 99},
-		{Name: "latency-only", LatencyThreshold: 1200 * time.Millisecond, LatencyTarget: 95.5},
-		{Name: "errors-only", Availability: 99},
+		{Name: "api-availability", Tenant: "acme", Endpoint: "/api/orders/:id", Availability: 99.9, LatencyThreshold: 500 * time.Millisecond, LatencyTarget: 99, AlertMinRequests: 20},
+		{Name: "latency-only", LatencyThreshold: 1200 * time.Millisecond, LatencyTarget: 95.5, AlertMinRequests: 20},
+		{Name: "errors-only", Availability: 99, AlertMinRequests: 500},
 	}, ps.Objectives())
 	require.True(t, ps.Objectives()[0].AppliesTo("acme"))
 	require.False(t, ps.Objectives()[0].AppliesTo("other"))
@@ -36,11 +37,11 @@ slos:
 	// JSON reads the same.
 	ps, err = ParsePlans([]byte(`{"plans":[{"name":"free"}],"slos":[{"name":"x","latency":{"thresholdMs":250,"target":90}}]}`))
 	require.NoError(t, err)
-	require.Equal(t, []Objective{{Name: "x", LatencyThreshold: 250 * time.Millisecond, LatencyTarget: 90}}, ps.Objectives())
+	require.Equal(t, []Objective{{Name: "x", LatencyThreshold: 250 * time.Millisecond, LatencyTarget: 90, AlertMinRequests: DefaultAlertMinRequests}}, ps.Objectives())
 }
 
 func TestObjectivesDefaultAndOff(t *testing.T) {
-	want := []Objective{{Name: "api", Availability: 99.9, LatencyThreshold: 3000 * time.Millisecond, LatencyTarget: 99}}
+	want := []Objective{{Name: "api", Availability: 99.9, LatencyThreshold: 3000 * time.Millisecond, LatencyTarget: 99, AlertMinRequests: 20}}
 	require.Equal(t, want, DefaultPlans().Objectives())
 	ps, err := ParsePlans([]byte("plans:\n  - name: free\n"))
 	require.NoError(t, err)
@@ -77,6 +78,7 @@ func TestObjectiveErrorsNameTheLine(t *testing.T) {
 		{"  - name: x\n    availability: lots\n", "line 5: cannot unmarshal"},
 		{"  - name: x\n    tenant: a b\n    availability: 99\n", "line 5: slos[0].tenant \"a b\""},
 		{"  - name: x\n    endpoint: orders\n    availability: 99\n", "line 5: slos[0].endpoint \"orders\""},
+		{"  - name: x\n    availability: 99\n    alertMinRequests: 0\n", "line 6: slos[0].alertMinRequests 0: want 1 or more"},
 	} {
 		_, err := ParsePlans([]byte(head + c.slos))
 		require.Error(t, err, c.slos)

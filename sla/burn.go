@@ -58,10 +58,15 @@ type Decision struct {
 
 // Evaluate judges an indicator's counts per window against rules, in
 // their order, and returns the first that fires: a page supersedes a
-// ticket. A window without requests never fires.
-func Evaluate(target float64, windows map[time.Duration]Counts, rules []Rule) (Decision, bool) {
+// ticket. A window without requests never fires, nor a rule whose long
+// window holds fewer than minRequests (a few calls an hour: one failure
+// is no outage).
+func Evaluate(target float64, windows map[time.Duration]Counts, rules []Rule, minRequests uint64) (Decision, bool) {
 	for _, r := range rules {
 		long, short := windows[r.Long], windows[r.Short]
+		if long.Total < minRequests {
+			continue
+		}
 		if long.BurnsAtLeast(target, r.Factor) && short.BurnsAtLeast(target, r.Factor) {
 			return Decision{Rule: r, Long: long, Short: short}, true
 		}
@@ -174,7 +179,7 @@ func (c *Checker) Check(ctx context.Context) ([]Alert, error) {
 				for w, tally := range tallies[t] {
 					counts[w] = tally.For(s.Kind)
 				}
-				d, ok := Evaluate(s.Target, counts, rules)
+				d, ok := Evaluate(s.Target, counts, rules, o.AlertMinRequests)
 				if !ok {
 					continue
 				}

@@ -23,31 +23,36 @@ func TestEvaluateAtTheBoundaries(t *testing.T) {
 		target   float64
 		windows  map[time.Duration]Counts
 		severity string // "" for no alert
+		min      uint64 // alertMinRequests
 	}{
 		// 99.9 %: a budget of 0.1 %, so 14.4× is 1.44 % bad.
-		{"page at exactly 14.4 in both windows", 99.9, w(h, 10000, 144, 5*m, 1000, 15), SeverityPage},
-		{"page: both windows exactly 14.4", 99.9, w(h, 10000, 144, 5*m, 2500, 36), SeverityPage},
-		{"14.39 over the hour is no page", 99.9, w(h, 100000, 1439, 5*m, 1000, 15), ""},
-		{"14.39 over five minutes is no page", 99.9, w(h, 10000, 144, 5*m, 100000, 1439), ""},
-		{"only the long window burns", 99.9, w(h, 10000, 500, 5*m, 1000, 14), ""},
-		{"only the short window burns", 99.9, w(h, 10000, 100, 5*m, 1000, 500), ""},
-		{"no traffic in the short window", 99.9, w(h, 10000, 500, 5*m, 0, 0), ""},
-		{"no traffic at all", 99.9, w(), ""},
+		{"page at exactly 14.4 in both windows", 99.9, w(h, 10000, 144, 5*m, 1000, 15), SeverityPage, 0},
+		{"page: both windows exactly 14.4", 99.9, w(h, 10000, 144, 5*m, 2500, 36), SeverityPage, 0},
+		{"14.39 over the hour is no page", 99.9, w(h, 100000, 1439, 5*m, 1000, 15), "", 0},
+		{"14.39 over five minutes is no page", 99.9, w(h, 10000, 144, 5*m, 100000, 1439), "", 0},
+		{"only the long window burns", 99.9, w(h, 10000, 500, 5*m, 1000, 14), "", 0},
+		{"only the short window burns", 99.9, w(h, 10000, 100, 5*m, 1000, 500), "", 0},
+		{"no traffic in the short window", 99.9, w(h, 10000, 500, 5*m, 0, 0), "", 0},
+		{"no traffic at all", 99.9, w(), "", 0},
 		// 6× is 0.6 % bad.
-		{"ticket at exactly 6 in both windows", 99.9, w(6*h, 1000000, 6000, 30*m, 10000, 60), SeverityTicket},
-		{"5.99 over six hours is no ticket", 99.9, w(6*h, 1000000, 5990, 30*m, 10000, 60), ""},
-		{"5.99 over thirty minutes is no ticket", 99.9, w(6*h, 1000000, 6000, 30*m, 100000, 599), ""},
-		{"only six hours burn", 99.9, w(6*h, 1000, 100, 30*m, 1000, 5), ""},
-		{"a page supersedes the ticket", 99.9, w(h, 1000, 100, 5*m, 100, 10, 6*h, 6000, 600, 30*m, 500, 50), SeverityPage},
-		{"the ticket when the page's short window recovered", 99.9, w(h, 1000, 100, 5*m, 100, 0, 6*h, 6000, 600, 30*m, 500, 50), SeverityTicket},
+		{"ticket at exactly 6 in both windows", 99.9, w(6*h, 1000000, 6000, 30*m, 10000, 60), SeverityTicket, 0},
+		{"5.99 over six hours is no ticket", 99.9, w(6*h, 1000000, 5990, 30*m, 10000, 60), "", 0},
+		{"5.99 over thirty minutes is no ticket", 99.9, w(6*h, 1000000, 6000, 30*m, 100000, 599), "", 0},
+		{"only six hours burn", 99.9, w(6*h, 1000, 100, 30*m, 1000, 5), "", 0},
+		{"a page supersedes the ticket", 99.9, w(h, 1000, 100, 5*m, 100, 10, 6*h, 6000, 600, 30*m, 500, 50), SeverityPage, 0},
+		{"the ticket when the page's short window recovered", 99.9, w(h, 1000, 100, 5*m, 100, 0, 6*h, 6000, 600, 30*m, 500, 50), SeverityTicket, 0},
 		// 99 %: 14.4× is 14.4 % bad; 99.95 %: 0.72 %.
-		{"99 % at 14.4", 99, w(h, 1000, 144, 5*m, 125, 18), SeverityPage},
-		{"99 % just under", 99, w(h, 1000, 143, 5*m, 125, 18), ""},
-		{"99.95 % at 14.4", 99.95, w(h, 10000, 72, 5*m, 1000, 8), SeverityPage},
-		{"99.95 % just under", 99.95, w(h, 10000, 71, 5*m, 1000, 8), ""},
-		{"everything failing", 99.9, w(h, 10, 10, 5*m, 1, 1, 6*h, 10, 10, 30*m, 1, 1), SeverityPage},
+		{"99 % at 14.4", 99, w(h, 1000, 144, 5*m, 125, 18), SeverityPage, 0},
+		{"99 % just under", 99, w(h, 1000, 143, 5*m, 125, 18), "", 0},
+		{"99.95 % at 14.4", 99.95, w(h, 10000, 72, 5*m, 1000, 8), SeverityPage, 0},
+		{"99.95 % just under", 99.95, w(h, 10000, 71, 5*m, 1000, 8), "", 0},
+		{"everything failing", 99.9, w(h, 10, 10, 5*m, 1, 1, 6*h, 10, 10, 30*m, 1, 1), SeverityPage, 0},
+		// Fewer requests than alertMinRequests in a rule's long window.
+		{"one failure in a quiet hour is no page", 99.9, w(h, 19, 1, 5*m, 1, 1), "", 20},
+		{"twenty requests are enough", 99.9, w(h, 20, 1, 5*m, 1, 1), SeverityPage, 20},
+		{"a quiet hour, a busy six hours: the ticket", 99.9, w(h, 19, 19, 5*m, 1, 1, 6*h, 2000, 20, 30*m, 100, 1), SeverityTicket, 20},
 	} {
-		d, ok := Evaluate(c.target, c.windows, DefaultRules)
+		d, ok := Evaluate(c.target, c.windows, DefaultRules, c.min)
 		if c.severity == "" {
 			require.False(t, ok, "%s: fired %+v", c.name, d)
 			continue

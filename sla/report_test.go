@@ -145,8 +145,8 @@ func load(db store.Driver) error {
 
 var testObjectives = []limits.Objective{
 	{Name: "api", Availability: 99.9, LatencyThreshold: 3 * time.Second, LatencyTarget: 99},
-	{Name: "orders", Tenant: "t-a", Endpoint: "/api/orders/:id", Availability: 99.5, LatencyThreshold: 500 * time.Millisecond, LatencyTarget: 95},
-	{Name: "search-latency", Endpoint: "/api/search", LatencyThreshold: 500 * time.Millisecond, LatencyTarget: 90},
+	{Name: "orders", Tenant: "t-a", Endpoint: "/api/orders/:id", Availability: 99.5, LatencyThreshold: 500 * time.Millisecond, LatencyTarget: 95, AlertMinRequests: 20},
+	{Name: "search-latency", Endpoint: "/api/search", LatencyThreshold: 500 * time.Millisecond, LatencyTarget: 90, AlertMinRequests: 200},
 }
 
 // The expected side: plain loops over the records.
@@ -448,7 +448,7 @@ func TestCheckerFiresOnTheRecords(t *testing.T) {
 					for _, r := range DefaultRules {
 						l := expectSLI(o, Scope{}, tn, s.Kind, now.Add(-r.Long), now, time.UTC)
 						sh := expectSLI(o, Scope{}, tn, s.Kind, now.Add(-r.Short), now, time.UTC)
-						if burnsInIntegers(l, s.Target, r.Factor) && burnsInIntegers(sh, s.Target, r.Factor) {
+						if l.total >= o.AlertMinRequests && burnsInIntegers(l, s.Target, r.Factor) && burnsInIntegers(sh, s.Target, r.Factor) {
 							sev = r.Severity
 							break
 						}
