@@ -592,7 +592,7 @@ func (a *Analytics) dimensions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if f := r.filters; len(f.Endpoint)+len(f.Method)+len(f.StatusCode)+len(f.StatusClass)+len(f.User) > 0 {
+	if !r.filters.Empty() {
 		return BadRequest("filters: dimensions are counted per tenant and user only; name a user with userId")
 	}
 	limit, err := intParam(r.q, "limit", 10, 1, 100)

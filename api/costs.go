@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -111,51 +109,24 @@ func (a *Analytics) exportBilling(c echo.Context, b ExportBody, sc query.Scope, 
 		}
 	}
 	name := fmt.Sprintf("apimeter-billing-%s-%s.%s", rng.Start.In(rng.Loc).Format("20060102"), rng.End.In(rng.Loc).Format("20060102"), format.Extension())
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, format.ContentType())
-	h.Set(echo.HeaderContentDisposition, `attachment; filename="`+name+`"`)
-	h.Set("X-Export-Rows", strconv.Itoa(len(bills)))
-	h.Set("Cache-Control", "no-store")
-	c.Response().WriteHeader(http.StatusOK)
-	w := bufio.NewWriter(c.Response())
 	values := func(u userBill) []string {
 		return []string{sc.Tenant, u.user, u.bill.Plan, u.bill.PeriodStart.Format(time.RFC3339), u.bill.PeriodEnd.Format(time.RFC3339),
 			strconv.FormatBool(u.bill.Current), u.bill.Currency, strconv.FormatUint(u.bill.Requests, 10), u.bill.Units.String(),
 			strconv.FormatUint(u.bill.IncludedRequests, 10), u.bill.BillableUnits.String(), u.bill.MonthlyFee.StringFixed(2),
 			u.bill.Overage.StringFixed(2), u.bill.Total.StringFixed(2)}
 	}
-	switch format {
-	case query.FormatCSV:
-		cw := csv.NewWriter(w)
-		_ = cw.Write(billingColumns)
-		for _, u := range bills {
-			_ = cw.Write(values(u))
-		}
-		cw.Flush()
-	default:
-		if format == query.FormatJSON {
-			w.WriteString("[")
-		}
-		for i, u := range bills {
+	return writeFixedExport(c, format, name, billingColumns, len(bills),
+		func(i int) []string { return values(bills[i]) },
+		func(i int) []byte {
 			obj := map[string]any{}
-			for j, v := range values(u) {
+			for j, v := range values(bills[i]) {
 				obj[billingColumns[j]] = v
 			}
+			u := bills[i]
 			obj["current"], obj["requests"], obj["includedRequests"] = u.bill.Current, u.bill.Requests, u.bill.IncludedRequests
 			line, _ := json.Marshal(obj)
-			if format == query.FormatJSON && i > 0 {
-				w.WriteString(",")
-			}
-			w.Write(line)
-			if format == query.FormatNDJSON {
-				w.WriteString("\n")
-			}
-		}
-		if format == query.FormatJSON {
-			w.WriteString("]")
-		}
-	}
-	return w.Flush()
+			return line
+		})
 }
 
 type userBill struct {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"net/http"
@@ -59,11 +60,7 @@ func (a *Analytics) export(c echo.Context) error {
 	format := query.Format(strings.ToLower(b.Format))
 	name := fmt.Sprintf("apimeter-%s-%s-%s.%s", b.Dataset, rng.Start.In(rng.Loc).Format("20060102T1504"),
 		rng.End.In(rng.Loc).Format("20060102T1504"), format.Extension())
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, format.ContentType())
-	h.Set(echo.HeaderContentDisposition, `attachment; filename="`+name+`"`)
-	h.Set("X-Export-Rows", strconv.FormatUint(e.Rows, 10))
-	h.Set("Cache-Control", "no-store")
+	h := downloadHeaders(c, format, name, e.Rows)
 	h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
 	var w io.Writer = c.Response()
 	var gz *gzip.Writer
@@ -117,8 +114,54 @@ func fixedExport(b ExportBody, f query.Filters, what string, columns []string, w
 	if len(b.Fields) > 0 {
 		return format, BadRequest("fields: %s exports have fixed columns: %s", what, strings.Join(columns, ", "))
 	}
-	if len(f.Endpoint)+len(f.Method)+len(f.StatusCode)+len(f.StatusClass)+len(f.User)+len(f.Custom) > 0 {
+	if !f.Empty() {
 		return format, BadRequest("filters: %s exports %s; name a user with userId", what, whole)
 	}
 	return format, nil
+}
+
+// downloadHeaders sets the headers of an export: its type, file name and
+// row count, never cached.
+func downloadHeaders(c echo.Context, format query.Format, name string, rows uint64) http.Header {
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, format.ContentType())
+	h.Set(echo.HeaderContentDisposition, `attachment; filename="`+name+`"`)
+	h.Set("X-Export-Rows", strconv.FormatUint(rows, 10))
+	h.Set("Cache-Control", "no-store")
+	return h
+}
+
+// writeFixedExport sends n rows of a report with fixed columns: as CSV
+// (the columns, then csvRow of each), a JSON array or NDJSON (jsonRow of
+// each).
+func writeFixedExport(c echo.Context, format query.Format, name string, columns []string, n int,
+	csvRow func(i int) []string, jsonRow func(i int) []byte) error {
+	downloadHeaders(c, format, name, uint64(n))
+	c.Response().WriteHeader(http.StatusOK)
+	w := bufio.NewWriter(c.Response())
+	if format == query.FormatCSV {
+		cw := csv.NewWriter(w)
+		_ = cw.Write(columns)
+		for i := range n {
+			_ = cw.Write(csvRow(i))
+		}
+		cw.Flush()
+		return w.Flush()
+	}
+	if format == query.FormatJSON {
+		w.WriteString("[")
+	}
+	for i := range n {
+		if format == query.FormatJSON && i > 0 {
+			w.WriteString(",")
+		}
+		w.Write(jsonRow(i))
+		if format == query.FormatNDJSON {
+			w.WriteString("\n")
+		}
+	}
+	if format == query.FormatJSON {
+		w.WriteString("]")
+	}
+	return w.Flush()
 }

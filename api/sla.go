@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -266,43 +264,15 @@ func (a *Analytics) exportSLA(c echo.Context, b ExportBody, sc query.Scope, rng 
 	}
 	compact := func(m sla.Month) string { return strings.ReplaceAll(m.String(), "-", "") }
 	name := fmt.Sprintf("apimeter-sla-%s-%s.%s", compact(first), compact(last), format.Extension())
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, format.ContentType())
-	h.Set(echo.HeaderContentDisposition, `attachment; filename="`+name+`"`)
-	h.Set("X-Export-Rows", strconv.Itoa(len(rows)))
-	h.Set("Cache-Control", "no-store")
-	c.Response().WriteHeader(http.StatusOK)
-	w := bufio.NewWriter(c.Response())
-	switch format {
-	case query.FormatCSV:
-		cw := csv.NewWriter(w)
-		_ = cw.Write(slaColumns)
-		rec := make([]string, len(slaColumns))
-		for _, r := range rows {
-			for i, v := range r {
-				rec[i] = csvValue(v)
+	rec := make([]string, len(slaColumns))
+	return writeFixedExport(c, format, name, slaColumns, len(rows),
+		func(i int) []string {
+			for k, v := range rows[i] {
+				rec[k] = csvValue(v)
 			}
-			_ = cw.Write(rec)
-		}
-		cw.Flush()
-	default:
-		if format == query.FormatJSON {
-			w.WriteString("[")
-		}
-		for i, r := range rows {
-			if format == query.FormatJSON && i > 0 {
-				w.WriteString(",")
-			}
-			w.Write(orderedObject(slaColumns, r))
-			if format == query.FormatNDJSON {
-				w.WriteString("\n")
-			}
-		}
-		if format == query.FormatJSON {
-			w.WriteString("]")
-		}
-	}
-	return w.Flush()
+			return rec
+		},
+		func(i int) []byte { return orderedObject(slaColumns, rows[i]) })
 }
 
 // csvValue writes a cell: nothing for null, numbers as JSON writes them.

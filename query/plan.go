@@ -106,6 +106,11 @@ type Filters struct {
 	Custom map[string][]string `json:"dimensions,omitempty"`
 }
 
+// Empty says no filter is set.
+func (f Filters) Empty() bool {
+	return len(f.Endpoint)+len(f.Method)+len(f.StatusCode)+len(f.StatusClass)+len(f.User)+len(f.Custom) == 0
+}
+
 func (f Filters) has(d Dimension) bool {
 	switch d {
 	case DimEndpoint:

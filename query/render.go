@@ -112,10 +112,11 @@ func planFrom(src source, n need) (*plan, error) {
 	if p.User {
 		p.params = append(p.params, store.Named("user", n.scope.User))
 	}
-	if custom := n.customNames(); src.dimensional && len(custom) > 1 {
+	custom := n.customNames()
+	if src.dimensional && len(custom) > 1 {
 		return nil, invalid("%s holds one custom dimension per row: filter by one of %s", src.name, strings.Join(custom, ", "))
 	}
-	for _, name := range n.customNames() {
+	for _, name := range custom {
 		// The records that have the dimension: a rollup row per
 		// dimension, or raw records whose map holds it.
 		if src.dimensional {

@@ -65,9 +65,6 @@ type Service struct {
 // filter by (APIMETER_DIMENSIONS).
 func (s *Service) SetDimensions(specs []dims.Spec) { s.dims = specs }
 
-// Dimensions are the declared custom dimensions.
-func (s *Service) Dimensions() []dims.Spec { return s.dims }
-
 // checkCustom refuses custom dimensions that are not declared, and writes
 // filter values as the dimension stores them (ints without leading zeros,
 // bools as true or false).
