@@ -36,8 +36,16 @@ type Analytics struct {
 	// Ingest is the ingester of this process, nil when it runs elsewhere.
 	Ingest     IngestStats
 	Thresholds query.Thresholds
+	// HealthIncludesSelf counts apimeter's own API (tenant OwnTenant) in
+	// the health of every tenant. Default false: health is about the
+	// metered APIs, and a client giving up on apimeter is not their
+	// outage.
+	HealthIncludesSelf bool
 	// ExportMaxRows refuses larger exports (0: 10,000,000).
 	ExportMaxRows uint64
+	// Downloads bounds the exports running at once and says how their
+	// bytes reach clients.
+	Downloads DownloadLimits
 	// Limits reports /rate-limit and /quota (and its plans name the
 	// accounts'). Default: in-memory limits on the default plans.
 	Limits *limits.Limiter
@@ -46,6 +54,7 @@ type Analytics struct {
 	Enforce echo.MiddlewareFunc
 	Now     func() time.Time
 	log     *slog.Logger
+	dl      *downloads
 }
 
 func (a *Analytics) now() time.Time {
@@ -58,6 +67,7 @@ func (a *Analytics) now() time.Time {
 // MountAnalytics adds the analytics routes.
 func (s *Server) MountAnalytics(a *Analytics) {
 	a.log = s.log
+	a.dl = newDownloads(a.Downloads, s.reg, s.log)
 	if a.ExportMaxRows == 0 {
 		a.ExportMaxRows = 10_000_000
 	}
@@ -634,6 +644,9 @@ func (a *Analytics) health(c echo.Context) error {
 		if sc, err = requestScope(c); err != nil {
 			return err
 		}
+	}
+	if !a.HealthIncludesSelf {
+		sc.ExcludeTenant = OwnTenant
 	}
 	rep, err := a.Query.Health(c.Request().Context(), sc, a.Thresholds)
 	if err != nil {

@@ -1,11 +1,15 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/apimeter/apimeter/ingest/producer"
 )
 
 // Error is an API error: its JSON body is
@@ -16,6 +20,8 @@ type Error struct {
 	Message string `json:"message"`
 	// Details lists per-item problems (the records of a batch), if any.
 	Details any `json:"details,omitempty"`
+	// RetryAfter, when set, is sent as the Retry-After header.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -36,6 +42,7 @@ func BadRequest(format string, args ...any) *Error {
 var statusCodes = map[int]string{
 	http.StatusBadRequest:            "invalid_argument",
 	http.StatusUnauthorized:          "unauthenticated",
+	http.StatusRequestTimeout:        "request_timeout",
 	http.StatusForbidden:             "permission_denied",
 	http.StatusNotFound:              "not_found",
 	http.StatusMethodNotAllowed:      "method_not_allowed",
@@ -57,6 +64,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	var httpErr *echo.HTTPError
 	switch {
 	case errors.As(err, &apiErr):
+	case errors.Is(c.Request().Context().Err(), context.Canceled):
+		// The client left: whatever the handler returned (a cancelled
+		// query, an engine error) is the client's doing, not a fault.
+		apiErr = &Error{Status: producer.StatusClientClosedRequest, Code: "client_closed_request", Message: "the client closed the connection"}
 	case errors.As(err, &httpErr) && httpErr.Code < 500:
 		code, ok := statusCodes[httpErr.Code]
 		if !ok {
@@ -69,6 +80,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		if errors.As(err, &httpErr) && httpErr.Code == http.StatusServiceUnavailable {
 			apiErr = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: fmt.Sprint(httpErr.Message)}
 		}
+	}
+	if apiErr.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", retryAfterSeconds(apiErr.RetryAfter))
 	}
 	body := map[string]*Error{"error": apiErr}
 	if c.Request().Method == http.MethodHead {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -42,12 +41,9 @@ type rejected struct {
 func (s *Server) MountEvents(sink EventSink, policy ingest.Policy, auth echo.MiddlewareFunc) {
 	dec := ingest.NewDecoder(policy)
 	s.echo.POST("/api/api-usage/events", func(c echo.Context) error {
-		body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxEventsBody+1))
+		body, err := readBody(c, maxEventsBody)
 		if err != nil {
-			return BadRequest("reading the body: %v", err)
-		}
-		if len(body) > maxEventsBody {
-			return Errorf(http.StatusRequestEntityTooLarge, "payload_too_large", "the body is over %d bytes", maxEventsBody)
+			return err
 		}
 		items, err := splitRecords(body)
 		if err != nil {

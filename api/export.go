@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/apimeter/apimeter/query"
+	"github.com/apimeter/apimeter/store"
 )
 
 // ExportBody is POST /export.
@@ -24,9 +25,9 @@ type ExportBody struct {
 }
 
 // export streams a dataset as a download. Everything that can be refused
-// (fields, range, the row cap) is checked before the first byte; a fault
-// after that cuts the connection, so a client never mistakes a truncated
-// file for a whole one.
+// (fields, range, the row cap, one export too many) is checked before the
+// first byte; a fault after that cuts the connection, so a client never
+// mistakes a truncated file for a whole one.
 func (a *Analytics) export(c echo.Context) error {
 	var b ExportBody
 	if err := decodeBody(c, &b); err != nil {
@@ -45,13 +46,20 @@ func (a *Analytics) export(c echo.Context) error {
 	if b.Format == "" {
 		return BadRequest("format: want csv, json, ndjson or arrow")
 	}
+	release, err := a.dl.admit(p)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if b.Dataset == "billing" {
 		return a.exportBilling(c, b, sc, rng, f)
 	}
 	if b.Dataset == "sla" {
 		return a.exportSLA(c, b, sc, rng, f)
 	}
-	ctx := c.Request().Context()
+	// Exports use the engine's share for downloads: they never hold the
+	// connections interactive requests need.
+	ctx := store.WithClass(c.Request().Context(), store.Export)
 	e, err := a.Query.PrepareExport(ctx, query.ExportRequest{Scope: sc, Range: rng, Dataset: query.Dataset(b.Dataset),
 		Fields: b.Fields, Filters: f, Format: query.Format(strings.ToLower(b.Format)), MaxRows: a.ExportMaxRows})
 	if err != nil {
@@ -71,7 +79,7 @@ func (a *Analytics) export(c echo.Context) error {
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	c.Response().WriteHeader(http.StatusOK)
-	err = e.WriteTo(ctx, bw)
+	err = a.dl.stream(ctx, e, bw)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -80,7 +88,7 @@ func (a *Analytics) export(c echo.Context) error {
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			a.log.Error("export stopped after the response began", "err", err)
+			a.log.Warn("export stopped after the response began", "err", err)
 		}
 		panic(http.ErrAbortHandler)
 	}

@@ -120,11 +120,17 @@ func setupAPIFixture() (func(), error) {
 	svc.SetDimensions(fixtureDims)
 	ch := limits.ClickHouse{DB: db}
 	f.limits = limits.New(limits.Config{Usage: ch, Resolver: accounts.New(db), Notices: limits.NewStoreNotices(ch), Clock: limits.ClockFunc(f.now)})
+	spool, err := os.MkdirTemp("", "apimeter-api-spool-")
+	if err != nil {
+		return fail(err)
+	}
+	// Exports go through the spool, as serve runs them.
 	f.an = &Analytics{Query: svc, Keys: f.keys, Now: f.now, ExportMaxRows: 20_000, Limits: f.limits,
-		Thresholds: query.Thresholds{Degraded: 10, Unhealthy: 25, Slow: 3 * time.Second}}
+		Thresholds: query.Thresholds{Degraded: 10, Unhealthy: 25, Slow: 3 * time.Second},
+		Downloads:  DownloadLimits{SpoolDir: spool}}
 	f.srv.MountAnalytics(f.an)
 	fx = f
-	return drop, nil
+	return func() { drop(); os.RemoveAll(spool) }, nil
 }
 
 func (f *apiFixture) now() time.Time {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/labstack/echo/v4"
 
 	"github.com/apimeter/apimeter/query"
@@ -81,12 +82,9 @@ func decodeBody(c echo.Context, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json, not %s", ct)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxQueryBody+1))
+	body, err := readBody(c, maxQueryBody)
 	if err != nil {
-		return BadRequest("reading the body: %v", err)
-	}
-	if len(body) > maxQueryBody {
-		return Errorf(http.StatusRequestEntityTooLarge, "payload_too_large", "the body is over %d bytes", maxQueryBody)
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return BadRequest("the body is empty: send a JSON object")
@@ -100,6 +98,43 @@ func decodeBody(c echo.Context, v any) error {
 		return BadRequest("the body has data after its JSON object")
 	}
 	return nil
+}
+
+// readBody reads a request body of at most max bytes, inflating a gzip
+// Content-Encoding (the inflated size counts against max, so a small
+// bomb stays small). A body that arrives too slowly is a 408 and closes
+// the connection.
+func readBody(c echo.Context, max int64) ([]byte, error) {
+	r := c.Request()
+	var in io.Reader = r.Body
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get(echo.HeaderContentEncoding))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return nil, bodyError(c, err, "the gzip body is not valid")
+		}
+		defer zr.Close()
+		in = zr
+	default:
+		return nil, Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Encoding %q: send the body as it is or as gzip", enc)
+	}
+	body, err := io.ReadAll(io.LimitReader(in, max+1))
+	if err != nil {
+		return nil, bodyError(c, err, "reading the body")
+	}
+	if int64(len(body)) > max {
+		return nil, Errorf(http.StatusRequestEntityTooLarge, "payload_too_large", "the body is over %d bytes", max)
+	}
+	return body, nil
+}
+
+func bodyError(c echo.Context, err error, what string) error {
+	if errors.Is(err, errBodyTimeout) {
+		c.Response().Header().Set(echo.HeaderConnection, "close")
+		return Errorf(http.StatusRequestTimeout, "request_timeout", "the request body arrived too slowly; the connection is closed")
+	}
+	return BadRequest("%s: %v", what, err)
 }
 
 // jsonProblem says what is wrong with a JSON body in the client's terms.

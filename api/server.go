@@ -20,6 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// OwnTenant is the tenant apimeter's own API calls are recorded under, so
+// that reading one's usage never adds to it.
+const OwnTenant = "apimeter"
+
 // Check is one readiness condition; nil means ready.
 type Check func(ctx context.Context) error
 
@@ -36,6 +40,8 @@ type Config struct {
 	// none — the connection's address is the client's, so a client
 	// cannot pick its own address.
 	TrustedProxies []*net.IPNet
+	// Deadlines bound slow clients (see Deadlines for the defaults).
+	Deadlines Deadlines
 }
 
 func (c *Config) setDefaults() {
@@ -48,6 +54,7 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 15 * time.Second
 	}
+	c.Deadlines.setDefaults()
 }
 
 // Server is the HTTP server.
@@ -55,6 +62,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	echo   *echo.Echo
+	reg    prometheus.Registerer
 	checks map[string]Check
 	ln     net.Listener
 }
@@ -75,8 +83,9 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, checks map[stri
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
-	s := &Server{cfg: cfg, log: log, echo: e, checks: checks}
+	s := &Server{cfg: cfg, log: log, echo: e, reg: reg, checks: checks}
 	e.HTTPErrorHandler = s.handleError
+	e.Pre(s.deadlines)
 
 	requests := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "apimeter_http_request_duration_seconds",
@@ -132,8 +141,8 @@ func (s *Server) Serve() error {
 	s.log.Info("http server listening", "addr", s.Addr())
 	// echo's own http.Server, so that echo.Shutdown reaches it.
 	srv := s.echo.Server
-	srv.ReadHeaderTimeout = 10 * time.Second
-	srv.IdleTimeout = 2 * time.Minute
+	srv.ReadHeaderTimeout = s.cfg.Deadlines.Header
+	srv.IdleTimeout = s.cfg.Deadlines.Idle
 	if err := s.echo.StartServer(srv); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -101,6 +101,24 @@ type Config struct {
 	// HealthUnhealthyThreshold is API_HEALTH_UNHEALTHY_THRESHOLD, error rate
 	// percent. Default 25.
 	HealthUnhealthyThreshold float64
+	// HealthIncludesSelf is APIMETER_HEALTH_INCLUDE_SELF: count apimeter's
+	// own API (tenant "apimeter") in global health and alerts. Default false.
+	HealthIncludesSelf bool
+
+	// ExportsMax is APIMETER_EXPORTS_MAX, the exports running at once.
+	// Default 32.
+	ExportsMax int
+	// ExportsPerCaller is APIMETER_EXPORTS_PER_CALLER, the exports one
+	// tenant's user runs at once. Default 4.
+	ExportsPerCaller int
+	// ExportSpoolBytes is APIMETER_EXPORT_SPOOL_BYTES, the disk exports on
+	// their way to clients may use under APIMETER_DATA_DIR. Default 4 GiB.
+	ExportSpoolBytes int64
+	// EngineConns is APIMETER_ENGINE_CONNS, the connections to the store;
+	// exports, jobs and the ingester each have a share of at most two, the
+	// rest is kept for interactive reads. Default 8 (a server's own
+	// max_open_conns URL parameter wins).
+	EngineConns int
 
 	// LogLevel is LOG_LEVEL: debug, info, warn or error. Default info.
 	LogLevel slog.Level
@@ -152,6 +170,10 @@ func Default() Config {
 		HealthCheckInterval:      5 * time.Minute,
 		HealthDegradedThreshold:  10,
 		HealthUnhealthyThreshold: 25,
+		ExportsMax:               32,
+		ExportsPerCaller:         4,
+		ExportSpoolBytes:         4 << 30,
+		EngineConns:              store.DefaultConns,
 		LogLevel:                 slog.LevelInfo,
 		LogFormat:                "text",
 	}
@@ -221,6 +243,11 @@ func Parse(getenv func(string) string) (Config, error) {
 	p.seconds("API_HEALTH_CHECK_INTERVAL", &c.HealthCheckInterval)
 	p.float("API_HEALTH_DEGRADED_THRESHOLD", &c.HealthDegradedThreshold)
 	p.float("API_HEALTH_UNHEALTHY_THRESHOLD", &c.HealthUnhealthyThreshold)
+	p.boolean("APIMETER_HEALTH_INCLUDE_SELF", &c.HealthIncludesSelf)
+	p.integer("APIMETER_EXPORTS_MAX", &c.ExportsMax)
+	p.integer("APIMETER_EXPORTS_PER_CALLER", &c.ExportsPerCaller)
+	p.int64("APIMETER_EXPORT_SPOOL_BYTES", &c.ExportSpoolBytes)
+	p.integer("APIMETER_ENGINE_CONNS", &c.EngineConns)
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			p.fail("LOG_LEVEL", v, "want debug, info, warn or error")
@@ -303,6 +330,18 @@ func (c Config) Validate() error {
 	if c.ExportMaxRows < 1 {
 		bad("APIMETER_EXPORT_MAX_ROWS", "must be positive")
 	}
+	if c.ExportsMax < 1 {
+		bad("APIMETER_EXPORTS_MAX", "must be positive")
+	}
+	if c.ExportsPerCaller < 1 {
+		bad("APIMETER_EXPORTS_PER_CALLER", "must be positive")
+	}
+	if c.ExportSpoolBytes < 64<<20 {
+		bad("APIMETER_EXPORT_SPOOL_BYTES", "%d: want at least 67108864 (64 MiB)", c.ExportSpoolBytes)
+	}
+	if c.EngineConns < 4 || c.EngineConns > 256 {
+		bad("APIMETER_ENGINE_CONNS", "%d: want 4 to 256", c.EngineConns)
+	}
 	if c.AdminKey != "" && len(c.AdminKey) < 16 {
 		bad("APIMETER_ADMIN_KEY", "too short: use at least 16 random characters")
 	}
@@ -366,7 +405,7 @@ var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
 
 // Store is the store configuration.
 func (c Config) Store() store.Config {
-	return store.Config{URL: c.ClickHouseURL, DataDir: c.DataDir}
+	return store.Config{URL: c.ClickHouseURL, DataDir: c.DataDir, Conns: c.EngineConns}
 }
 
 type parser struct {
@@ -397,6 +436,19 @@ func (p *parser) integer(name string, dst *int) bool {
 	}
 	*dst = n
 	return true
+}
+
+func (p *parser) int64(name string, dst *int64) {
+	v := p.getenv(name)
+	if v == "" {
+		return
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		p.fail(name, v, "want a whole number")
+		return
+	}
+	*dst = n
 }
 
 func (p *parser) float(name string, dst *float64) {

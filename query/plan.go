@@ -10,6 +10,10 @@ import (
 type Scope struct {
 	Tenant string
 	User   string
+	// ExcludeTenant leaves one tenant out of a scope of every tenant:
+	// global health is about the metered APIs, not apimeter's own calls
+	// (recorded under their own tenant).
+	ExcludeTenant string
 }
 
 // Range is the half-open span [Start, End) a query covers, and the time

@@ -112,6 +112,10 @@ func planFrom(src source, n need) (*plan, error) {
 	if p.User {
 		p.params = append(p.params, store.Named("user", n.scope.User))
 	}
+	if x := n.scope.ExcludeTenant; x != "" && !p.Tenant {
+		p.Conds = append(p.Conds, "tenant_id != {x_tenant:String}")
+		p.params = append(p.params, store.Named("x_tenant", x))
+	}
 	custom := n.customNames()
 	if src.dimensional && len(custom) > 1 {
 		return nil, invalid("%s holds one custom dimension per row: filter by one of %s", src.name, strings.Join(custom, ", "))

@@ -21,8 +21,10 @@ type EmbeddedConfig struct {
 	Database string
 	// LibPath is libchdb.so's path. Default: chdb.LibraryPath().
 	LibPath string
-	// Conns is the number of connections kept open. Default: 4.
+	// Conns is the number of connections kept open. Default: DefaultConns.
 	Conns int
+	// Limits caps each class of work's share of the connections.
+	Limits ClassLimits
 }
 
 // closeWait bounds how long Close waits for connections in use.
@@ -38,6 +40,7 @@ type Embedded struct {
 	db    string
 	conns []*chdb.Conn
 	pool  chan *chdb.Conn
+	gate  *gate
 	// bufs holds Native encoding buffers: a batch's block is tens of MB,
 	// worth reusing between inserts.
 	bufs sync.Pool
@@ -54,7 +57,7 @@ func OpenEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		cfg.Database = "default"
 	}
 	if cfg.Conns <= 0 {
-		cfg.Conns = 4
+		cfg.Conns = DefaultConns
 	}
 	lib, err := chdb.Load(cfg.LibPath)
 	if err != nil {
@@ -74,7 +77,7 @@ func OpenEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 			return nil, err
 		}
 	}
-	e := &Embedded{lib: lib, path: path, db: cfg.Database, pool: make(chan *chdb.Conn, cfg.Conns)}
+	e := &Embedded{lib: lib, path: path, db: cfg.Database, pool: make(chan *chdb.Conn, cfg.Conns), gate: newGate(cfg.Conns, cfg.Limits)}
 	e.bufs.New = func() any { return new([]byte) }
 	for i := 0; i < cfg.Conns; i++ {
 		c, err := lib.Connect(path)
@@ -110,16 +113,29 @@ func (e *Embedded) Path() string { return e.path }
 // EngineVersion is the engine library's version.
 func (e *Embedded) EngineVersion() string { return e.lib.EngineVersion() }
 
-func (e *Embedded) acquire(ctx context.Context) (*chdb.Conn, error) {
-	select {
-	case c := <-e.pool:
-		return c, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+// conn is a borrowed connection and the class it was lent to.
+type conn struct {
+	*chdb.Conn
+	class Class
 }
 
-func (e *Embedded) release(c *chdb.Conn) { e.pool <- c }
+// acquire waits for the gate to let ctx's class in, then takes a
+// connection: the gate lends no more slots than there are connections.
+func (e *Embedded) acquire(ctx context.Context) (conn, error) {
+	class, err := e.gate.acquire(ctx)
+	if err != nil {
+		return conn{}, err
+	}
+	return conn{<-e.pool, class}, nil
+}
+
+func (e *Embedded) release(c conn) {
+	e.pool <- c.Conn
+	e.gate.release(c.class)
+}
+
+// ClassStats reports how each class of work uses the connections.
+func (e *Embedded) ClassStats() []ClassStats { return e.gate.stats() }
 
 func chdbParams(params []Param) []chdb.Param {
 	if len(params) == 0 {

@@ -15,20 +15,30 @@ import (
 type Server struct {
 	conn driver.Conn
 	url  string
+	gate *gate
 }
 
+// defaultServerConns is clickhouse-go's own default pool size
+// (max_idle_conns 5 + 5).
+const defaultServerConns = 10
+
 // OpenServer connects to the server rawURL names
-// (clickhouse://user:pass@host:9000/db?dial_timeout=5s…).
-func OpenServer(ctx context.Context, rawURL string) (*Server, error) {
+// (clickhouse://user:pass@host:9000/db?dial_timeout=5s…); the URL's
+// max_open_conns (default 10) is shared between the classes of work as
+// limits says.
+func OpenServer(ctx context.Context, rawURL string, limits ClassLimits) (*Server, error) {
 	opts, err := clickhouse.ParseDSN(strings.Replace(rawURL, "tcp://", "clickhouse://", 1))
 	if err != nil {
 		return nil, fmt.Errorf("CLICKHOUSE_URL %s: %w", RedactURL(rawURL), err)
+	}
+	if opts.MaxOpenConns <= 0 {
+		opts.MaxOpenConns = defaultServerConns
 	}
 	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", RedactURL(rawURL), err)
 	}
-	s := &Server{conn: conn, url: RedactURL(rawURL)}
+	s := &Server{conn: conn, url: RedactURL(rawURL), gate: newGate(opts.MaxOpenConns, limits)}
 	if err := s.Ping(ctx); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("connect %s: %w", s.url, err)
@@ -52,17 +62,28 @@ func withParams(ctx context.Context, params []Param) context.Context {
 
 // Exec implements Driver.
 func (s *Server) Exec(ctx context.Context, query string, params ...Param) error {
+	class, err := s.gate.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.gate.release(class)
 	return engineError(s.conn.Exec(withParams(ctx, params), query))
 }
 
-// Query implements Driver.
+// Query implements Driver. The class's slot stays with the rows until
+// they are closed.
 func (s *Server) Query(ctx context.Context, query string, params ...Param) (Rows, error) {
+	class, err := s.gate.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.conn.Query(withParams(ctx, params), query)
 	if err != nil {
+		s.gate.release(class)
 		return nil, engineError(err)
 	}
 	cts := rows.ColumnTypes()
-	r := &serverRows{rows: rows, names: rows.Columns(), types: make([]string, len(cts))}
+	r := &serverRows{rows: rows, names: rows.Columns(), types: make([]string, len(cts)), release: func() { s.gate.release(class) }}
 	r.targets = make([]any, len(cts))
 	r.vals = make([]any, len(cts))
 	for i, ct := range cts {
@@ -87,6 +108,11 @@ func (s *Server) Insert(ctx context.Context, table string, b *Block, opts Insert
 			"deduplicate_blocks_in_dependent_materialized_views": 1,
 		}))
 	}
+	class, err := s.gate.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.gate.release(class)
 	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+b.ColumnNames()+")")
 	if err != nil {
 		return fmt.Errorf("insert into %s: %w", table, engineError(err))
@@ -118,6 +144,9 @@ func serverColumn(c BlockColumn) any {
 // Ping implements Driver.
 func (s *Server) Ping(ctx context.Context) error { return engineError(s.conn.Ping(ctx)) }
 
+// ClassStats reports how each class of work uses the connections.
+func (s *Server) ClassStats() []ClassStats { return s.gate.stats() }
+
 // Close implements Driver.
 func (s *Server) Close() error { return s.conn.Close() }
 
@@ -128,6 +157,7 @@ type serverRows struct {
 	targets []any
 	vals    []any
 	err     error
+	release func()
 }
 
 func (r *serverRows) Columns() []string { return r.names }
@@ -157,4 +187,11 @@ func (r *serverRows) Err() error {
 	return engineError(r.rows.Err())
 }
 
-func (r *serverRows) Close() error { return r.rows.Close() }
+func (r *serverRows) Close() error {
+	err := r.rows.Close()
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+	return err
+}

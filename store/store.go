@@ -49,8 +49,11 @@ type Config struct {
 	// folder `make deps` installs into.
 	LibPath string
 	// Conns is the number of engine connections the embedded driver keeps;
-	// a connection runs one statement at a time. Default: 4.
+	// a connection runs one statement at a time. Default: DefaultConns.
+	// A server's connections are its URL's max_open_conns (default 10).
 	Conns int
+	// Limits caps each class of work's share of the connections.
+	Limits ClassLimits
 }
 
 func (c *Config) setDefaults() {
@@ -58,7 +61,7 @@ func (c *Config) setDefaults() {
 		c.DataDir = "./data"
 	}
 	if c.Conns <= 0 {
-		c.Conns = 4
+		c.Conns = DefaultConns
 	}
 }
 
@@ -108,9 +111,9 @@ func Open(ctx context.Context, cfg Config) (Driver, error) {
 		return nil, err
 	}
 	if t.Kind == "chdb" {
-		return OpenEmbedded(EmbeddedConfig{Path: t.Path, LibPath: cfg.LibPath, Conns: cfg.Conns})
+		return OpenEmbedded(EmbeddedConfig{Path: t.Path, LibPath: cfg.LibPath, Conns: cfg.Conns, Limits: cfg.Limits})
 	}
-	return OpenServer(ctx, cfg.URL)
+	return OpenServer(ctx, cfg.URL, cfg.Limits)
 }
 
 // RedactURL hides a password in a URL for messages and logs.

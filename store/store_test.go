@@ -316,7 +316,7 @@ func TestServerDriver(t *testing.T) {
 	}
 	d := storetest.Open(t)
 	require.Equal(t, "clickhouse", d.Kind())
-	_, err := store.OpenServer(context.Background(), "clickhouse://u:hunter2@127.0.0.1:1/db?dial_timeout=200ms")
+	_, err := store.OpenServer(context.Background(), "clickhouse://u:hunter2@127.0.0.1:1/db?dial_timeout=200ms", store.ClassLimits{})
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "hunter2")
 }
@@ -350,4 +350,37 @@ func TestQuerySmallReadsTheSameRows(t *testing.T) {
 	require.Error(t, err)
 	// The connection went back: the store still answers.
 	require.Len(t, read(small.QuerySmall(ctx, `SELECT 1`)), 1)
+}
+
+// Streams held open by exports (a slow client reading them) never take the
+// connections interactive statements need.
+func TestHeldExportStreamsLeaveRoomForInteractiveQueries(t *testing.T) {
+	d := storetest.OpenWith(t, 4, store.ClassLimits{Export: 2})
+	ctx := context.Background()
+	exportCtx := store.WithClass(ctx, store.Export)
+	var held []store.Rows
+	for range 2 {
+		rows, err := d.Query(exportCtx, "SELECT number FROM system.numbers LIMIT 10000000")
+		require.NoError(t, err)
+		held = append(held, rows)
+	}
+	// A third export waits for its class's share...
+	wctx, cancel := context.WithTimeout(exportCtx, 100*time.Millisecond)
+	_, err := d.Query(wctx, "SELECT 1")
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	// ...while interactive statements run at once, several at a time.
+	for range 5 {
+		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		n, err := store.QueryUint64(ictx, d, "SELECT count() FROM numbers(1000)")
+		cancel()
+		require.NoError(t, err)
+		require.Equal(t, uint64(1000), n)
+	}
+	for _, r := range held {
+		require.NoError(t, r.Close())
+	}
+	rows, err := d.Query(exportCtx, "SELECT 1")
+	require.NoError(t, err, "closing the streams gave the export share back")
+	rows.Close()
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/apimeter/apimeter/api"
 	"github.com/apimeter/apimeter/config"
 	"github.com/apimeter/apimeter/events"
 	"github.com/apimeter/apimeter/limits"
@@ -50,10 +51,15 @@ func newDispatcher(cfg config.Config, db store.Driver, reg prometheus.Registerer
 func newMonitor(cfg config.Config, db store.Driver, q *query.Service, d *notify.Dispatcher, bus *events.Bus, reg prometheus.Registerer, log *slog.Logger) *monitor.Monitor {
 	th := query.Thresholds{Degraded: cfg.HealthDegradedThreshold, Unhealthy: cfg.HealthUnhealthyThreshold, Slow: cfg.SlowResponseThreshold}
 	ch := &monitor.ClickHouse{DB: db}
+	// Health and alerts judge the metered APIs, not apimeter's own.
+	var every query.Scope
+	if !cfg.HealthIncludesSelf {
+		every.ExcludeTenant = api.OwnTenant
+	}
 	mc := monitor.Config{
-		Health: func(ctx context.Context) (query.HealthReport, error) { return q.Health(ctx, query.Scope{}, th) },
+		Health: func(ctx context.Context) (query.HealthReport, error) { return q.Health(ctx, every, th) },
 		Totals: func(ctx context.Context, start, end time.Time) (monitor.Values, error) {
-			a, err := q.Total(ctx, query.Scope{}, query.Range{Start: start, End: end, Loc: time.UTC}, query.Filters{}, false)
+			a, err := q.Total(ctx, every, query.Range{Start: start, End: end, Loc: time.UTC}, query.Filters{}, false)
 			if err != nil {
 				return monitor.Values{}, err
 			}

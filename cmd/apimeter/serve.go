@@ -150,7 +150,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		defer in.Close()
 		ingestStats = in
 		checks["kafka"] = in.Ready
-		ictx, stop := context.WithCancel(context.Background())
+		ictx, stop := context.WithCancel(store.WithClass(context.Background(), store.Ingest))
 		g.Add(func() error { return in.Run(ictx) }, func(error) { stop() })
 	}
 
@@ -183,7 +183,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	lctx, stopLimiter := context.WithCancel(context.Background())
+	lctx, stopLimiter := context.WithCancel(store.WithClass(context.Background(), store.Background))
 	g.Add(func() error { return lim.Run(lctx) }, func(error) { stopLimiter() })
 	// apimeter's own API is not the metered API: its calls neither count
 	// against a caller's plan nor are refused by it (reading one's usage
@@ -199,8 +199,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	qs.SetDimensions(cfg.Dimensions)
 	srv.MountAnalytics(&api.Analytics{
 		Query: qs, Keys: keys, Ingest: ingestStats, ExportMaxRows: uint64(cfg.ExportMaxRows),
-		Thresholds: query.Thresholds{Degraded: cfg.HealthDegradedThreshold, Unhealthy: cfg.HealthUnhealthyThreshold, Slow: cfg.SlowResponseThreshold},
-		Limits:     lim, Enforce: ownLimits,
+		Thresholds:         query.Thresholds{Degraded: cfg.HealthDegradedThreshold, Unhealthy: cfg.HealthUnhealthyThreshold, Slow: cfg.SlowResponseThreshold},
+		HealthIncludesSelf: cfg.HealthIncludesSelf,
+		Limits:             lim, Enforce: ownLimits,
+		Downloads: api.DownloadLimits{Max: cfg.ExportsMax, PerCaller: cfg.ExportsPerCaller,
+			SpoolDir: filepath.Join(cfg.DataDir, "export-spool"), SpoolBytes: cfg.ExportSpoolBytes},
 	})
 	srv.MountAccounts(&api.AccountsAPI{
 		Store: accounts.New(db), ValidPlan: lim.Plans().Valid, Plans: lim.Plans().Names,
@@ -214,7 +217,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	if disp != nil {
-		dctx, stopDispatch := context.WithCancel(context.Background())
+		dctx, stopDispatch := context.WithCancel(store.WithClass(context.Background(), store.Background))
 		g.Add(func() error {
 			// What a stopped process left undelivered goes out now.
 			if n, err := disp.Resume(dctx, time.Now().Add(-24*time.Hour)); err != nil {
@@ -242,7 +245,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if sched, err = scheduler.New(sc); err != nil {
 			return err
 		}
-		if err := sched.Add(jobs(cfg, db, layout, mon, lim, reg, log)...); err != nil {
+		if err := sched.Add(background(jobs(cfg, db, layout, mon, lim, reg, log))...); err != nil {
 			return err
 		}
 		sched.Start()
@@ -364,5 +367,15 @@ func ownIdentity(c echo.Context) (string, string, string) {
 	if user != "" {
 		who = strings.ReplaceAll(tenant, "*", "all") + ":" + user
 	}
-	return "apimeter", who, key
+	return api.OwnTenant, who, key
+}
+
+// background runs jobs in the store's background class: a month-long
+// rollup check never holds the connections interactive reads need.
+func background(js []scheduler.Job) []scheduler.Job {
+	for i := range js {
+		run := js[i].Run
+		js[i].Run = func(ctx context.Context) error { return run(store.WithClass(ctx, store.Background)) }
+	}
+	return js
 }

@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -113,6 +114,11 @@ func TrackUsage(t Tracker, cfg MiddlewareConfig) echo.MiddlewareFunc {
 	}
 }
 
+// StatusClientClosedRequest is recorded for a request whose client went
+// away before it was answered (NGINX logs the same 499): the failure is
+// the client's leaving, not the API's.
+const StatusClientClosedRequest = 499
+
 // statusOf is the status the client got, or will get once echo's error
 // handler has written err.
 func statusOf(c echo.Context, err error) int {
@@ -121,6 +127,9 @@ func statusOf(c echo.Context, err error) int {
 			return s
 		}
 		return http.StatusOK
+	}
+	if errors.Is(c.Request().Context().Err(), context.Canceled) {
+		return StatusClientClosedRequest
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {

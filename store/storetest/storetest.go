@@ -37,10 +37,28 @@ func Open(t testing.TB) store.Driver {
 // OpenDB returns a driver on a new database and the function that drops
 // it, for data shared by the tests of a package (set up in TestMain).
 func OpenDB() (store.Driver, func(), error) {
+	return OpenDBWith(0, store.ClassLimits{})
+}
+
+// OpenWith is Open with conns connections shared by the classes of work
+// as limits says (a server's pool gets max_open_conns=conns).
+func OpenWith(t testing.TB, conns int, limits store.ClassLimits) store.Driver {
+	t.Helper()
+	d, drop, err := OpenDBWith(conns, limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	return d
+}
+
+// OpenDBWith is OpenDB with conns connections (0: 2 on the embedded
+// engine, the URL's pool on a server) and limits.
+func OpenDBWith(conns int, limits store.ClassLimits) (store.Driver, func(), error) {
 	db := "t_" + randomHex(6)
 	ctx := context.Background()
 	if raw := os.Getenv("CLICKHOUSE_TEST_URL"); raw != "" {
-		admin, err := store.OpenServer(ctx, raw)
+		admin, err := store.OpenServer(ctx, raw, store.ClassLimits{Unlimited: true})
 		if err != nil {
 			return nil, nil, fmt.Errorf("CLICKHOUSE_TEST_URL: %w", err)
 		}
@@ -54,7 +72,12 @@ func OpenDB() (store.Driver, func(), error) {
 			return nil, nil, err
 		}
 		u.Path = "/" + db
-		d, err := store.OpenServer(ctx, u.String())
+		if conns > 0 {
+			q := u.Query()
+			q.Set("max_open_conns", fmt.Sprint(conns))
+			u.RawQuery = q.Encode()
+		}
+		d, err := store.OpenServer(ctx, u.String(), limits)
 		if err != nil {
 			admin.Close()
 			return nil, nil, err
@@ -69,7 +92,10 @@ func OpenDB() (store.Driver, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := store.OpenEmbedded(store.EmbeddedConfig{Path: dir, Database: db, Conns: 2})
+	if conns <= 0 {
+		conns = 2
+	}
+	d, err := store.OpenEmbedded(store.EmbeddedConfig{Path: dir, Database: db, Conns: conns, Limits: limits})
 	if err != nil {
 		return nil, nil, err
 	}
