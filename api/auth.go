@@ -57,19 +57,37 @@ func OptionalKeyAuth(keys Authenticator) echo.MiddlewareFunc {
 	}
 }
 
+// authFailureKey holds why a request's key was refused, for the guard
+// that counts failures (and logs them: callers are all told the same).
+const authFailureKey = "apimeter.authFailure"
+
 func authenticate(c echo.Context, keys Authenticator) (auth.Principal, error) {
 	key, ok := bearer(c.Request())
 	if !ok {
+		c.Set(authFailureKey, "missing")
 		return auth.Principal{}, Errorf(http.StatusUnauthorized, "unauthenticated", "send an API key: Authorization: Bearer <key>")
 	}
 	p, err := keys.Authenticate(c.Request().Context(), key)
+	var reason string
 	switch {
 	case err == nil:
 		return p, nil
-	case errors.Is(err, auth.ErrUnknownKey), errors.Is(err, auth.ErrRevoked), errors.Is(err, auth.ErrExpired):
-		return auth.Principal{}, Errorf(http.StatusUnauthorized, "unauthenticated", "%v", err)
+	case errors.Is(err, auth.ErrUnknownKey):
+		reason = "unknown"
+	case errors.Is(err, auth.ErrRevoked):
+		reason = "revoked"
+	case errors.Is(err, auth.ErrExpired):
+		reason = "expired"
+	default:
+		return auth.Principal{}, err
 	}
-	return auth.Principal{}, err
+	// Unknown, revoked and expired keys get one answer: telling them
+	// apart would tell a guesser which keys once existed.
+	c.Set(authFailureKey, reason)
+	if p.KeyID != "" {
+		c.Set("apiKeyId", p.KeyID)
+	}
+	return auth.Principal{}, Errorf(http.StatusUnauthorized, "unauthenticated", "the API key is not valid")
 }
 
 // setPrincipal puts the caller on the request, and its tenant, user and
@@ -86,6 +104,14 @@ func setPrincipal(c echo.Context, p auth.Principal) {
 func IsAdmin(c echo.Context) bool {
 	p, ok := principal(c)
 	return ok && p.Admin()
+}
+
+// Authenticated says the request carries a valid key: apimeter records
+// its own API's calls for these only (failed keys and anonymous reads are
+// in the metrics, not in anyone's usage).
+func Authenticated(c echo.Context) bool {
+	_, ok := principal(c)
+	return ok
 }
 
 // principal is the caller, set by KeyAuth.

@@ -24,6 +24,7 @@ import (
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/ingest/producer"
+	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/query"
 	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
@@ -201,4 +202,73 @@ func TestCompressedRequestBodies(t *testing.T) {
 	fx.srv.Echo().ServeHTTP(zrec, req)
 	require.Equal(t, http.StatusOK, zrec.Code, zrec.Body.String())
 	require.JSONEq(t, plain.Body.String(), zrec.Body.String())
+}
+
+// countingKeys is an Authenticator that counts its lookups.
+type countingKeys struct {
+	fakeKeys
+	mu      sync.Mutex
+	lookups int
+	revoked map[string]bool
+}
+
+func (k *countingKeys) Authenticate(ctx context.Context, key string) (auth.Principal, error) {
+	k.mu.Lock()
+	k.lookups++
+	k.mu.Unlock()
+	if k.revoked[key] {
+		return auth.Principal{KeyID: "k-old"}, auth.ErrRevoked
+	}
+	return k.fakeKeys.Authenticate(ctx, key)
+}
+
+// An address that keeps sending invalid keys is answered 429 without a
+// lookup once it has sent the limit within the window; other addresses
+// and requests without a key are not affected; every failure is counted.
+// Unknown and revoked keys get the same answer.
+func TestInvalidKeysAreThrottledPerAddress(t *testing.T) {
+	clock := limits.NewManualClock(time.Date(2027, 1, 5, 10, 0, 0, 0, time.UTC))
+	lim := limits.New(limits.Config{Clock: clock})
+	reg := prometheus.NewRegistry()
+	srv := New(Config{AuthGuard: lim.Strikes("auth", 5, time.Minute)}, slog.New(slog.NewTextHandler(io.Discard, nil)), reg, nil)
+	keys := &countingKeys{fakeKeys: fakeKeys{"am_good": {KeyID: "k1", Tenant: "t", User: "u", Role: auth.RoleUser}},
+		revoked: map[string]bool{"am_revoked": true}}
+	srv.Echo().GET("/api/api-usage/stats", func(c echo.Context) error { return c.String(http.StatusOK, "ok") }, KeyAuth(keys, false))
+	get := func(addr, key string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/api/api-usage/stats", nil)
+		req.RemoteAddr = addr + ":40000"
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		rec := httptest.NewRecorder()
+		srv.Echo().ServeHTTP(rec, req)
+		return rec
+	}
+	unknown := get("198.51.100.7", "am_guess-0")
+	revoked := get("198.51.100.8", "am_revoked")
+	require.Equal(t, http.StatusUnauthorized, unknown.Code)
+	require.Equal(t, http.StatusUnauthorized, revoked.Code)
+	require.JSONEq(t, unknown.Body.String(), revoked.Body.String(), "unknown and revoked keys are told the same")
+
+	for i := 1; i < 5; i++ {
+		require.Equal(t, http.StatusUnauthorized, get("198.51.100.7", fmt.Sprintf("am_guess-%d", i)).Code)
+	}
+	before := keys.lookups
+	for i := range 30 {
+		rec := get("198.51.100.7", fmt.Sprintf("am_more-%d", i))
+		require.Equal(t, http.StatusTooManyRequests, rec.Code, rec.Body.String())
+		require.Equal(t, "61", rec.Header().Get("Retry-After"), "a failure counts for the window and one slot of it")
+	}
+	require.Equal(t, before, keys.lookups, "throttled requests look nothing up")
+	require.Equal(t, http.StatusTooManyRequests, get("198.51.100.7", "am_good").Code, "the address is throttled, whatever key it sends")
+	require.Equal(t, http.StatusOK, get("198.51.100.9", "am_good").Code, "another address is not")
+	require.Equal(t, http.StatusUnauthorized, get("198.51.100.7", "").Code, "without a key: a 401, nothing looked up")
+
+	require.Equal(t, 5.0, testutil.ToFloat64(srv.authFailures.WithLabelValues("unknown")))
+	require.Equal(t, 1.0, testutil.ToFloat64(srv.authFailures.WithLabelValues("revoked")))
+	require.Equal(t, 1.0, testutil.ToFloat64(srv.authFailures.WithLabelValues("missing")))
+	require.Equal(t, 31.0, testutil.ToFloat64(srv.authThrottled))
+
+	clock.Advance(61 * time.Second)
+	require.Equal(t, http.StatusOK, get("198.51.100.7", "am_good").Code, "the window passed")
 }

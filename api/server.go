@@ -42,6 +42,21 @@ type Config struct {
 	TrustedProxies []*net.IPNet
 	// Deadlines bound slow clients (see Deadlines for the defaults).
 	Deadlines Deadlines
+	// MetricsAddr, when set, serves /metrics on this address only and not
+	// on Addr: the metrics name failing endpoints of the metered APIs and
+	// the process's internals, which a public listener should not show.
+	// Default "": /metrics on Addr.
+	MetricsAddr string
+	// AuthGuard throttles addresses that keep sending invalid API keys
+	// (a *limits.Strikes); nil throttles none.
+	AuthGuard Guard
+}
+
+// Guard counts authentication failures per client address and says when
+// an address has had too many.
+type Guard interface {
+	Blocked(ctx context.Context, who string) (bool, time.Duration)
+	Add(ctx context.Context, who string)
 }
 
 func (c *Config) setDefaults() {
@@ -65,6 +80,12 @@ type Server struct {
 	reg    prometheus.Registerer
 	checks map[string]Check
 	ln     net.Listener
+	// metrics serves /metrics apart when Config.MetricsAddr is set.
+	metrics   *http.Server
+	metricsLn net.Listener
+
+	authFailures  *prometheus.CounterVec
+	authThrottled prometheus.Counter
 }
 
 // New builds the server. checks are the named readiness conditions
@@ -92,7 +113,15 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, checks map[stri
 		Help:    "HTTP requests served, by route, method and status.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route", "method", "status"})
-	reg.MustRegister(requests, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "apimeter_auth_failures_total",
+		Help: "Requests refused 401, by reason: missing (no key), unknown, revoked or expired (callers are told the same for the last three).",
+	}, []string{"reason"})
+	s.authThrottled = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "apimeter_auth_throttled_total",
+		Help: "Requests with a key refused 429 without a lookup, from addresses that sent too many invalid keys.",
+	})
+	reg.MustRegister(requests, s.authFailures, s.authThrottled, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -101,10 +130,19 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, checks map[stri
 		},
 	}))
 	e.Use(s.observe(requests))
+	e.Use(s.guardAuth)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	if cfg.MetricsAddr == "" {
+		e.GET("/metrics", echo.WrapHandler(metrics))
+	} else {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics)
+		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: cfg.Deadlines.Header, IdleTimeout: cfg.Deadlines.Idle,
+			WriteTimeout: time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	}
 	return s
 }
 
@@ -118,8 +156,24 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
 	}
+	if s.metrics != nil {
+		mln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen %s (APIMETER_METRICS_ADDR): %w", s.cfg.MetricsAddr, err)
+		}
+		s.metricsLn = mln
+	}
 	s.ln = ln
 	return nil
+}
+
+// MetricsAddr is the bound address of the metrics listener, "" without one.
+func (s *Server) MetricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr().String()
 }
 
 // Addr is the bound address (useful with port 0).
@@ -139,6 +193,14 @@ func (s *Server) Serve() error {
 	}
 	s.echo.Listener = s.ln
 	s.log.Info("http server listening", "addr", s.Addr())
+	if s.metricsLn != nil {
+		s.log.Info("metrics listening", "addr", s.MetricsAddr())
+		go func() {
+			if err := s.metrics.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics server stopped", "err", err)
+			}
+		}()
+	}
 	// echo's own http.Server, so that echo.Shutdown reaches it.
 	srv := s.echo.Server
 	srv.ReadHeaderTimeout = s.cfg.Deadlines.Header
@@ -153,7 +215,11 @@ func (s *Server) Serve() error {
 func (s *Server) Shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	return s.echo.Shutdown(ctx)
+	var merr error
+	if s.metrics != nil {
+		merr = s.metrics.Shutdown(ctx)
+	}
+	return errors.Join(s.echo.Shutdown(ctx), merr)
 }
 
 func (s *Server) healthz(c echo.Context) error {
@@ -196,7 +262,7 @@ func (s *Server) observe(h *prometheus.HistogramVec) echo.MiddlewareFunc {
 				route = "unmatched"
 			}
 			d := time.Since(start)
-			h.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Observe(d.Seconds())
+			h.WithLabelValues(route, methodLabel(c.Request().Method), strconv.Itoa(status)).Observe(d.Seconds())
 			level := slog.LevelDebug
 			if status >= 500 {
 				level = slog.LevelError
@@ -207,4 +273,50 @@ func (s *Server) observe(h *prometheus.HistogramVec) echo.MiddlewareFunc {
 			return nil
 		}
 	}
+}
+
+// guardAuth answers 429, without looking the key up, to requests with a
+// key from an address that sent too many invalid keys lately, and counts
+// each refused key against its address. (Requests without a key cost no
+// lookup and are not throttled; they are counted as "missing".)
+func (s *Server) guardAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		g := s.cfg.AuthGuard
+		ctx := c.Request().Context()
+		if g != nil && c.Request().Header.Get(echo.HeaderAuthorization) != "" {
+			if blocked, retry := g.Blocked(ctx, c.RealIP()); blocked {
+				s.authThrottled.Inc()
+				s.log.Debug("authentication throttled", "remote", c.RealIP(), "retry_after", retry)
+				e := Errorf(http.StatusTooManyRequests, "rate_limited", "too many invalid API keys from this address; retry in %s seconds", retryAfterSeconds(retry))
+				e.RetryAfter = retry
+				return e
+			}
+		}
+		err := next(c)
+		if reason, ok := c.Get(authFailureKey).(string); ok {
+			s.authFailures.WithLabelValues(reason).Inc()
+			keyID, _ := c.Get("apiKeyId").(string)
+			level := slog.LevelDebug
+			if reason == "revoked" || reason == "expired" {
+				level = slog.LevelInfo // a known key still in use somewhere
+			}
+			s.log.Log(ctx, level, "authentication failed", "reason", reason, "key_id", keyID, "route", c.Path(), "remote", c.RealIP())
+			if g != nil && reason != "missing" {
+				g.Add(context.WithoutCancel(ctx), c.RealIP())
+			}
+		}
+		return err
+	}
+}
+
+// methodLabel keeps the method label to the methods of RFC 9110 (and
+// PATCH): anything a client makes up is "other", so a client cannot add
+// series to /metrics.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -79,4 +81,52 @@ func TestMetricsCountRequests(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.Contains(t, rec.Body.String(), `apimeter_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 2`)
 	require.Contains(t, rec.Body.String(), "go_goroutines")
+}
+
+// Made-up methods do not add series: they are counted as "other".
+func TestMetricsLabelsAreBounded(t *testing.T) {
+	s := newTestServer(nil)
+	for i := range 50 {
+		do(s, fmt.Sprintf("RCXMETHOD%d", i), "/healthz")
+	}
+	do(s, http.MethodGet, "/healthz")
+	rec, _ := do(s, http.MethodGet, "/metrics")
+	body := rec.Body.String()
+	require.Contains(t, body, `apimeter_http_request_duration_seconds_count{method="other",route="/healthz",status="405"} 50`)
+	require.NotContains(t, body, "RCXMETHOD")
+	require.Contains(t, body, `apimeter_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 1`)
+}
+
+// With a metrics address, /metrics is served there and not on the API's
+// listener; what it serves passes promtool's lint when promtool is here.
+func TestMetricsOnTheirOwnListener(t *testing.T) {
+	s := New(Config{Addr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
+	require.NoError(t, s.Listen())
+	go s.Serve()
+	defer s.Shutdown()
+	get := func(url string) (int, string) {
+		res, err := http.Get(url)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	code, _ := get("http://" + s.Addr() + "/healthz")
+	require.Equal(t, http.StatusOK, code)
+	code, body := get("http://" + s.Addr() + "/metrics")
+	require.Equal(t, http.StatusNotFound, code, "no metrics on the public listener")
+	require.NotContains(t, body, "go_goroutines")
+	code, body = get("http://" + s.MetricsAddr() + "/metrics")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `apimeter_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 1`)
+
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Log("promtool is not installed (apt-get install prometheus): the metrics were not linted")
+		return
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "promtool check metrics:\n%s", out)
 }

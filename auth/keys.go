@@ -129,7 +129,8 @@ func NewStore(db DB, adminKey string) *Store {
 	return &Store{db: db, admin: adminKey, ttl: CacheTTL, now: time.Now, cache: map[string]cached{}, maxCache: 100_000}
 }
 
-// Authenticate resolves a key to its principal.
+// Authenticate resolves a key to its principal. A revoked or expired
+// key's error comes with a principal holding only its KeyID (for logs).
 func (s *Store) Authenticate(ctx context.Context, key string) (Principal, error) {
 	if s.admin != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.admin)) == 1 {
 		return Principal{KeyID: "bootstrap", Tenant: AllTenants, User: "admin", Role: RoleAdmin}, nil
@@ -153,9 +154,9 @@ func (s *Store) Authenticate(ctx context.Context, key string) (Principal, error)
 	case err != nil:
 		return Principal{}, err // a store failure is not cached
 	case k.RevokedAt != nil:
-		err = ErrRevoked
+		p, err = Principal{KeyID: k.ID}, ErrRevoked
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
-		err = ErrExpired
+		p, err = Principal{KeyID: k.ID}, ErrExpired
 	default:
 		p = Principal{KeyID: k.ID, Tenant: k.Tenant, User: k.User, Role: k.Role}
 	}

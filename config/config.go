@@ -26,6 +26,9 @@ import (
 type Config struct {
 	// HTTPAddr is APIMETER_HTTP_ADDR, the API's listen address. Default ":8080".
 	HTTPAddr string
+	// MetricsAddr is APIMETER_METRICS_ADDR: serve /metrics on this address
+	// only (a private one) instead of on HTTPAddr. Default "".
+	MetricsAddr string
 	// DataDir is APIMETER_DATA_DIR, the embedded engine's data. Default "./data".
 	DataDir string
 	// ClickHouseURL is CLICKHOUSE_URL; empty selects the embedded engine.
@@ -114,6 +117,12 @@ type Config struct {
 	// ExportSpoolBytes is APIMETER_EXPORT_SPOOL_BYTES, the disk exports on
 	// their way to clients may use under APIMETER_DATA_DIR. Default 4 GiB.
 	ExportSpoolBytes int64
+	// AuthFailuresMax is APIMETER_AUTH_FAILURES_MAX: invalid API keys one
+	// address may send per AuthFailuresWindow before its requests with a
+	// key are answered 429 without a lookup. Default 20.
+	AuthFailuresMax int
+	// AuthFailuresWindow is APIMETER_AUTH_FAILURES_WINDOW_MS. Default 60000 ms.
+	AuthFailuresWindow time.Duration
 	// EngineConns is APIMETER_ENGINE_CONNS, the connections to the store;
 	// exports, jobs and the ingester each have a share of at most two, the
 	// rest is kept for interactive reads. Default 8 (a server's own
@@ -174,6 +183,8 @@ func Default() Config {
 		ExportsPerCaller:         4,
 		ExportSpoolBytes:         4 << 30,
 		EngineConns:              store.DefaultConns,
+		AuthFailuresMax:          20,
+		AuthFailuresWindow:       time.Minute,
 		LogLevel:                 slog.LevelInfo,
 		LogFormat:                "text",
 	}
@@ -188,6 +199,7 @@ func Parse(getenv func(string) string) (Config, error) {
 	c := Default()
 	p := &parser{getenv: getenv}
 	p.str("APIMETER_HTTP_ADDR", &c.HTTPAddr)
+	p.str("APIMETER_METRICS_ADDR", &c.MetricsAddr)
 	p.str("APIMETER_DATA_DIR", &c.DataDir)
 	p.str("CLICKHOUSE_URL", &c.ClickHouseURL)
 	p.str("CLICKHOUSE_CLUSTER", &c.ClickHouseCluster)
@@ -248,6 +260,8 @@ func Parse(getenv func(string) string) (Config, error) {
 	p.integer("APIMETER_EXPORTS_PER_CALLER", &c.ExportsPerCaller)
 	p.int64("APIMETER_EXPORT_SPOOL_BYTES", &c.ExportSpoolBytes)
 	p.integer("APIMETER_ENGINE_CONNS", &c.EngineConns)
+	p.integer("APIMETER_AUTH_FAILURES_MAX", &c.AuthFailuresMax)
+	p.millis("APIMETER_AUTH_FAILURES_WINDOW_MS", &c.AuthFailuresWindow)
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			p.fail("LOG_LEVEL", v, "want debug, info, warn or error")
@@ -266,6 +280,13 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("APIMETER_HTTP_ADDR", "%q is not host:port", c.HTTPAddr)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("APIMETER_METRICS_ADDR", "%q is not host:port", c.MetricsAddr)
+		} else if c.MetricsAddr == c.HTTPAddr {
+			bad("APIMETER_METRICS_ADDR", "is APIMETER_HTTP_ADDR: give metrics an address of their own")
+		}
 	}
 	if c.ClickHouseURL == "" && c.DataDir == "" {
 		bad("APIMETER_DATA_DIR", "must not be empty when CLICKHOUSE_URL is unset")
@@ -338,6 +359,12 @@ func (c Config) Validate() error {
 	}
 	if c.ExportSpoolBytes < 64<<20 {
 		bad("APIMETER_EXPORT_SPOOL_BYTES", "%d: want at least 67108864 (64 MiB)", c.ExportSpoolBytes)
+	}
+	if c.AuthFailuresMax < 1 {
+		bad("APIMETER_AUTH_FAILURES_MAX", "must be positive")
+	}
+	if c.AuthFailuresWindow < time.Second {
+		bad("APIMETER_AUTH_FAILURES_WINDOW_MS", "want at least 1000")
 	}
 	if c.EngineConns < 4 || c.EngineConns > 256 {
 		bad("APIMETER_ENGINE_CONNS", "%d: want 4 to 256", c.EngineConns)

@@ -128,7 +128,7 @@ func New(cfg Config) *Monitor {
 	}
 	m := &Monitor{cfg: cfg, states: map[string]*State{},
 		status: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "apimeter_health_status", Help: "Health of the metered API by subject: 0 healthy, 1 degraded, 2 unhealthy.",
+			Name: "apimeter_health_status", Help: "Health of the metered API by subject: 0 healthy, 1 degraded, 2 unhealthy. The global subject always; an endpoint only while it is degraded or unhealthy.",
 		}, []string{"subject"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "apimeter_health_transitions_total", Help: "Health transitions, by the status reached.",
@@ -174,7 +174,7 @@ func (m *Monitor) load(ctx context.Context) error {
 	m.states = make(map[string]*State, len(states))
 	for _, s := range states {
 		m.states[s.Subject] = &s
-		m.status.WithLabelValues(s.Subject).Set(float64(rank(s.Status)))
+		m.export(s)
 	}
 	// Incidents opened just before a crash, whose state was not written
 	// yet, are found by their dedup key.
@@ -259,7 +259,7 @@ func (m *Monitor) judge(ctx context.Context, subject State, v Values, now time.T
 		m.transitions.WithLabelValues(next).Inc()
 		m.emitTransition(*st, prev.Status)
 	}
-	m.status.WithLabelValues(st.Subject).Set(float64(rank(next)))
+	m.export(*st)
 	if cover != nil && cover.IncidentID != "" && st.IncidentID == "" && st.Subject != cover.Subject {
 		if next != prev.Status {
 			if inc, err := m.cfg.Store.Incident(ctx, cover.IncidentID); err == nil && inc.Open() {
@@ -275,6 +275,18 @@ func (m *Monitor) judge(ctx context.Context, subject State, v Values, now time.T
 		}
 	}
 	return next
+}
+
+// export keeps apimeter_health_status bounded: the global subject
+// always, an endpoint only while it is degraded or unhealthy. Endpoints
+// come and go with the metered APIs' traffic; a series for every one ever
+// seen would grow without end (and list every customer endpoint).
+func (m *Monitor) export(st State) {
+	if st.Scope == "global" || st.Subject == "global" || st.Status != Healthy {
+		m.status.WithLabelValues(st.Subject).Set(float64(rank(st.Status)))
+		return
+	}
+	m.status.DeleteLabelValues(st.Subject)
 }
 
 func (m *Monitor) emitTransition(st State, from string) {

@@ -2,10 +2,13 @@ package monitor
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/apimeter/apimeter/query"
@@ -331,4 +334,39 @@ func TestReplicasTakingTurns(t *testing.T) {
 	res, _ = b.Check(ctx)
 	require.Len(t, res.Resolved, 1)
 	require.Equal(t, 2, w.distinct(), "created and resolved, once each")
+}
+
+// apimeter_health_status stays bounded: 500 endpoints that come and go
+// leave no series behind; a failing endpoint has one while it fails.
+func TestHealthSeriesAreBounded(t *testing.T) {
+	w := newWorld()
+	m := w.monitor()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.status)
+	ctx := context.Background()
+	var eps []query.EndpointHealth
+	for i := range 500 {
+		eps = append(eps, query.EndpointHealth{Endpoint: fmt.Sprintf("/api/e%d", i), Method: "GET", Requests: 100})
+	}
+	eps[7].ErrorRate = 50 // unhealthy
+	w.set(0, 10, eps...)
+	_, err := m.Check(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, testutil.CollectAndCount(reg, "apimeter_health_status"), "global and the failing endpoint")
+	require.Equal(t, 2.0, testutil.ToFloat64(m.status.WithLabelValues("endpoint:GET /api/e7")))
+
+	w.tick(5 * time.Minute)
+	w.set(0, 10) // every endpoint went quiet
+	_, err = m.Check(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, testutil.CollectAndCount(reg, "apimeter_health_status"), "only global is left")
+
+	// A restarted monitor reads its states back without bringing the
+	// quiet endpoints' series back.
+	m2 := w.monitor()
+	reg2 := prometheus.NewRegistry()
+	reg2.MustRegister(m2.status)
+	_, err = m2.Check(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, testutil.CollectAndCount(reg2, "apimeter_health_status"))
 }

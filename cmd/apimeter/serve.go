@@ -168,21 +168,24 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}()
 
-	srv := api.New(api.Config{Addr: cfg.HTTPAddr, TrustedProxies: cfg.TrustedProxies}, log, reg, checks)
-	var tracker producer.Tracker = prod
-	if cfg.UsageDebug {
-		tracker = debugTracker{next: prod, log: log}
-	}
-	srv.Echo().Use(producer.TrackUsage(tracker, producer.MiddlewareConfig{
-		Skipper:  func(c echo.Context) bool { return c.Path() == "" }, // requests matching no route
-		Identity: ownIdentity,
-		Metadata: func(echo.Context) map[string]string { return map[string]string{"service": "apimeter"} },
-	}))
-	keys := auth.NewStore(db, cfg.AdminKey)
 	lim, resolver, err := newLimiter(ctx, cfg, db, rc, reg, log, bus)
 	if err != nil {
 		return err
 	}
+	srv := api.New(api.Config{Addr: cfg.HTTPAddr, MetricsAddr: cfg.MetricsAddr, TrustedProxies: cfg.TrustedProxies,
+		AuthGuard: lim.Strikes("auth", cfg.AuthFailuresMax, cfg.AuthFailuresWindow)}, log, reg, checks)
+	var tracker producer.Tracker = prod
+	if cfg.UsageDebug {
+		tracker = debugTracker{next: prod, log: log}
+	}
+	// Only calls with a valid key are usage: failed keys, probes and the
+	// dashboard's files would otherwise fill the store with "anonymous".
+	srv.Echo().Use(producer.TrackUsage(tracker, producer.MiddlewareConfig{
+		Skipper:  func(c echo.Context) bool { return c.Path() == "" || !api.Authenticated(c) },
+		Identity: ownIdentity,
+		Metadata: func(echo.Context) map[string]string { return map[string]string{"service": "apimeter"} },
+	}))
+	keys := auth.NewStore(db, cfg.AdminKey)
 	lctx, stopLimiter := context.WithCancel(store.WithClass(context.Background(), store.Background))
 	g.Add(func() error { return lim.Run(lctx) }, func(error) { stopLimiter() })
 	// apimeter's own API is not the metered API: its calls neither count
