@@ -38,11 +38,11 @@ type Account struct {
 // name exists; nil accepts any name. AnchorDay 0 stands for 1.
 func (a Account) Validate(validPlan func(string) bool) error {
 	var errs []error
-	if !auth.ValidName(a.Tenant) {
-		errs = append(errs, fmt.Errorf("tenantId %q: want 1 to 128 letters, digits or . _ : @ -", a.Tenant))
+	if !auth.ValidTenant(a.Tenant) {
+		errs = append(errs, fmt.Errorf("tenantId %.140q: want %s", a.Tenant, auth.NameRule))
 	}
 	if !auth.ValidName(a.User) {
-		errs = append(errs, fmt.Errorf("userId %q: want 1 to 128 letters, digits or . _ : @ -", a.User))
+		errs = append(errs, fmt.Errorf("userId %.140q: want %s", a.User, auth.NameRule))
 	}
 	switch {
 	case a.Plan == "":

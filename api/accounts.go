@@ -86,8 +86,8 @@ func (a *AccountsAPI) target(c echo.Context) (tenant, user string, err error) {
 	if tenant, err = accountTenant(c, tenant); err != nil {
 		return "", "", err
 	}
-	if !auth.ValidName(tenant) {
-		return "", "", BadRequest("tenantId %q: want 1 to 128 letters, digits or . _ : @ -", tenant)
+	if !auth.ValidTenant(tenant) {
+		return "", "", BadRequest("tenantId %.140q: want %s", tenant, auth.NameRule)
 	}
 	if user, err = pathUser(c); err != nil {
 		return "", "", err
@@ -98,7 +98,7 @@ func (a *AccountsAPI) target(c echo.Context) (tenant, user string, err error) {
 func pathUser(c echo.Context) (string, error) {
 	user, err := url.PathUnescape(c.Param("userId"))
 	if err != nil || !auth.ValidName(user) {
-		return "", BadRequest("userId %q in the path: want 1 to 128 letters, digits or . _ : @ -", c.Param("userId"))
+		return "", BadRequest("userId %.140q in the path: want %s, URL-encoded", c.Param("userId"), auth.NameRule)
 	}
 	return user, nil
 }
@@ -163,7 +163,7 @@ func (a *AccountsAPI) list(c echo.Context) error {
 		return err
 	}
 	if tenant != auth.AllTenants && !auth.ValidName(tenant) {
-		return BadRequest("tenantId %q: want 1 to 128 letters, digits or . _ : @ -", tenant)
+		return BadRequest("tenantId %.140q: want %s", tenant, auth.NameRule)
 	}
 	list, err := a.Store.List(c.Request().Context(), tenant, plan)
 	if err != nil {

@@ -256,9 +256,9 @@ func TestAccountsBadRequests(t *testing.T) {
 		{"quota mode case", "/u1", `{"plan":"pro","quotaMode":"HARD"}`, "quotaMode"},
 		{"unknown field", "/u1", `{"plan":"pro","anchorDay":3}`, "anchorDay"},
 		{"user id field", "/u1", `{"plan":"pro","userId":"u2"}`, "userId"},
-		{"bad user id", "/u%20x", `{"plan":"pro"}`, "userId"},
+		{"bad user id", "/u%01x", `{"plan":"pro"}`, "userId"},
 		{"long user id", "/" + strings.Repeat("u", 129), `{"plan":"pro"}`, "userId"},
-		{"bad tenant", "/u1", `{"plan":"pro","tenantId":"a b"}`, "tenantId"},
+		{"bad tenant", "/u1", `{"plan":"pro","tenantId":"a\u0001b"}`, "tenantId"},
 		{"not JSON", "/u1", `plan=pro`, "JSON"},
 		{"array", "/u1", `[{"plan":"pro"}]`, "object"},
 		{"trailing data", "/u1", `{"plan":"pro"} {}`, "after"},
@@ -279,11 +279,11 @@ func TestAccountsBadRequests(t *testing.T) {
 	for _, field := range []string{"plan", "billingAnchorDay", "quotaMode"} {
 		require.Contains(t, msg, field, "every problem is named")
 	}
-	x.call(t, "GET", accountsPath+"/u%20x", fx.tenantAdminKey, nil, 400, nil)
-	x.call(t, "DELETE", accountsPath+"/u%20x", fx.tenantAdminKey, nil, 400, nil)
+	x.call(t, "GET", accountsPath+"/u%01x", fx.tenantAdminKey, nil, 400, nil)
+	x.call(t, "DELETE", accountsPath+"/u%01x", fx.tenantAdminKey, nil, 400, nil)
 	x.call(t, "GET", accountsPath+"?tenantId=a&tenantId=b", adminKey, nil, 400, nil)
-	x.call(t, "GET", accountsPath+"?tenantId=a%20b", adminKey, nil, 400, nil)
-	x.call(t, "GET", accountsPath+"/u1?tenantId=a%20b", adminKey, nil, 400, nil)
+	x.call(t, "GET", accountsPath+"?tenantId=a%01b", adminKey, nil, 400, nil)
+	x.call(t, "GET", accountsPath+"/u1?tenantId=a%01b", adminKey, nil, 400, nil)
 
 	req := newRequest("PUT", accountsPath+"/u1", strings.NewReader(`{"plan":"pro"}`))
 	req.Header.Set("Content-Type", "text/plain")

@@ -130,7 +130,7 @@ func forbidden(format string, args ...any) *Error {
 func scopeOf(p auth.Principal, tenant, user string) (query.Scope, error) {
 	for name, v := range map[string]string{"tenantId": tenant, "userId": user} {
 		if v != "" && !auth.ValidName(v) {
-			return query.Scope{}, BadRequest("%s %q: want 1 to 128 letters, digits or . _ : @ -", name, v)
+			return query.Scope{}, BadRequest("%s %.140q: want %s", name, v, auth.NameRule)
 		}
 	}
 	switch {

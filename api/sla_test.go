@@ -238,7 +238,7 @@ func TestSLABadInputs(t *testing.T) {
 		"month=2026-12", "month=2027-01", // not begun
 		"timezone=Mars/Olympus", "timezone=Local", "timezone=../../etc/passwd", "timezone=UTC&timezone=UTC",
 		"objective=nope", "objective=" + strings.Repeat("x", 500), "objective=api&objective=api",
-		"userId=" + url.QueryEscape("a b"), "tenantId=%ZZ",
+		"userId=" + url.QueryEscape("a\x01b"), "tenantId=%ZZ",
 	} {
 		callJSON(t, "GET", BasePath+"/sla?"+q, fx.tenantAdminKey, nil, 400, nil)
 	}

@@ -12,10 +12,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/apimeter/apimeter/store"
 )
@@ -88,11 +89,42 @@ func newKeyID() string {
 	return "key_" + hex.EncodeToString(b[:])
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
+// MaxNameBytes is the longest tenant or user id.
+const MaxNameBytes = 128
 
-// ValidName checks a tenant or user id: 1 to 128 letters, digits and
-// ". _ : @ -".
-func ValidName(s string) bool { return nameRE.MatchString(s) }
+// NameRule says in words what ValidName accepts, for error messages.
+const NameRule = "1 to 128 bytes of UTF-8 text without control characters"
+
+// ValidName checks a tenant or user id. It is the one rule for these ids
+// everywhere: the ingester refuses records whose ids break it (to the
+// dead-letter topic), and the API, keys and accounts accept every id it
+// lets through — so any stored usage can be named in a request. Spaces,
+// quotes, slashes and any other printable character are fine: ids reach
+// SQL only as typed parameters, and paths carry them URL-encoded.
+func ValidName(s string) bool { return NameProblem(s) == "" }
+
+// NameProblem says what is wrong with a tenant or user id, "" when
+// nothing is.
+func NameProblem(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty"
+	case len(s) > MaxNameBytes:
+		return fmt.Sprintf("%d bytes, the limit is %d", len(s), MaxNameBytes)
+	case !utf8.ValidString(s):
+		return "not valid UTF-8"
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Sprintf("control character %U", r)
+		}
+	}
+	return ""
+}
+
+// ValidTenant checks a tenant id: a name, and not AllTenants, which in a
+// key means every tenant.
+func ValidTenant(s string) bool { return s != AllTenants && ValidName(s) }
 
 // DB is what the key store needs of a store.
 type DB interface {
@@ -223,10 +255,10 @@ type NewKey struct {
 func (n NewKey) Validate() error {
 	var errs []error
 	if n.Tenant != AllTenants && !ValidName(n.Tenant) {
-		errs = append(errs, fmt.Errorf("tenantId %q: want 1 to 128 letters, digits or . _ : @ - (or * for every tenant)", n.Tenant))
+		errs = append(errs, fmt.Errorf("tenantId %.140q: want %s (or * for every tenant)", n.Tenant, NameRule))
 	}
 	if !ValidName(n.User) {
-		errs = append(errs, fmt.Errorf("userId %q: want 1 to 128 letters, digits or . _ : @ -", n.User))
+		errs = append(errs, fmt.Errorf("userId %.140q: want %s", n.User, NameRule))
 	}
 	if n.Role != RoleUser && n.Role != RoleAdmin {
 		errs = append(errs, fmt.Errorf("role %q: want %q or %q", n.Role, RoleUser, RoleAdmin))

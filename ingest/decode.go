@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/dims"
 )
 
@@ -136,7 +137,7 @@ var fieldNames = [numFields]string{
 
 // maxLen bounds the string fields, in bytes.
 var maxLen = [numFields]int{
-	fID: MaxIDBytes, fType: 16, fTenantID: 128, fUserID: 256, fAPIKeyID: 128, fEndpoint: 1024, fMethod: 16, fFeature: 256,
+	fID: MaxIDBytes, fType: 16, fTenantID: auth.MaxNameBytes, fUserID: auth.MaxNameBytes, fAPIKeyID: 128, fEndpoint: 1024, fMethod: 16, fFeature: 256,
 }
 
 func fieldIndex(key []byte) int {
@@ -411,15 +412,21 @@ func (d *Decoder) validate(f *[numFields]fieldValue, src Source, r *Record) *Rej
 	if rej = d.timestamp(f[fTimestamp], src, r); rej != nil {
 		return rej
 	}
+	// Tenant and user ids follow the one rule the API names them by
+	// (auth.ValidName): a record stored here can always be asked about.
 	if r.TenantID, ok, rej = str(fTenantID, false, true); rej != nil {
 		return rej
 	} else if !ok || r.TenantID == "" {
 		r.TenantID = "default"
+	} else if p := auth.NameProblem(r.TenantID); p != "" {
+		return reject(ReasonInvalidValue, "tenantId", "%s", p)
+	} else if r.TenantID == auth.AllTenants {
+		return reject(ReasonInvalidValue, "tenantId", "%q is reserved: it means every tenant", auth.AllTenants)
 	}
 	if r.UserID, _, rej = str(fUserID, true, false); rej != nil {
 		return rej
-	} else if r.UserID == "" {
-		return reject(ReasonInvalidValue, "userId", "must not be empty")
+	} else if p := auth.NameProblem(r.UserID); p != "" {
+		return reject(ReasonInvalidValue, "userId", "%s", p)
 	}
 	if r.APIKeyID, _, rej = str(fAPIKeyID, false, false); rej != nil {
 		return rej

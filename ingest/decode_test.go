@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +147,11 @@ func TestRejectionCatalogue(t *testing.T) {
 		{"feature zero quantity", `{"type":"feature","userId":"u","feature":"f","quantity":0}`, ReasonInvalidValue, "quantity"},
 		{"feature without name", `{"type":"feature","userId":"u","quantity":1}`, ReasonMissingField, "feature"},
 		{"raw control char", "{\"userId\":\"a\tb\"}", ReasonMalformedJSON, ""},
+		{"userId too long", good(`,"userId":"` + strings.Repeat("u", 129) + `"`), ReasonFieldTooLong, "userId"},
+		{"tenantId too long", good(`,"tenantId":"` + strings.Repeat("t", 129) + `"`), ReasonFieldTooLong, "tenantId"},
+		{"control character in userId", good(`,"userId":"a\u0007b"`), ReasonInvalidValue, "userId"},
+		{"newline in tenantId", good(`,"tenantId":"a\nb"`), ReasonInvalidValue, "tenantId"},
+		{"every tenant as a tenant", good(`,"tenantId":"*"`), ReasonInvalidValue, "tenantId"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var r Record
@@ -160,8 +166,13 @@ func TestRejectionCatalogue(t *testing.T) {
 			require.Equal(t, rej.Reason, ref.Reason)
 		})
 	}
-	// Exactly at the limits is fine.
+	// Exactly at the limits is fine, and so is any printable id.
 	var r Record
+	for _, name := range []string{strings.Repeat("u", 128), "se c'", "u/../x", "auth0|5f7c8ec7", "ü 🙂", `a"b\c`} {
+		require.Nil(t, Decode([]byte(good(`,"tenantId":`+strconv.Quote(name)+`,"userId":`+strconv.Quote(name))), src, Policy{}, &r), "%q", name)
+		require.Equal(t, name, r.UserID)
+		require.Equal(t, name, r.TenantID)
+	}
 	require.Nil(t, Decode([]byte(good(`,"metadata":{`+metadataKeys(MaxMetadataKeys)+`},"id":"`+strings.Repeat("i", MaxIDBytes)+`"`)), src, Policy{}, &r))
 	require.Nil(t, Decode([]byte(good(`,"timestamp":"2026-11-27T10:05:01Z"`)), src, Policy{}, &r))
 }

@@ -116,8 +116,8 @@ func (v *validator) objectives(es []sloEntry) []Objective {
 			v.errf(v.line(append(at, "name")...), "%s: a second objective named %q", pathString(at), e.Name)
 		}
 		seen[e.Name] = true
-		if e.Tenant != "" && !auth.ValidName(e.Tenant) {
-			v.errf(v.line(append(at, "tenant")...), "%s.tenant %q: want 1 to 128 letters, digits or . _ : @ - (leave it out for every tenant)", pathString(at), e.Tenant)
+		if e.Tenant != "" && !auth.ValidTenant(e.Tenant) {
+			v.errf(v.line(append(at, "tenant")...), "%s.tenant %.140q: want %s (leave it out for every tenant)", pathString(at), e.Tenant, auth.NameRule)
 		}
 		if e.Endpoint != "" && (e.Endpoint[0] != '/' || len(e.Endpoint) > 1024) {
 			v.errf(v.line(append(at, "endpoint")...), "%s.endpoint %q: want a route template starting with / (leave it out for every endpoint)", pathString(at), e.Endpoint)

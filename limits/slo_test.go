@@ -76,7 +76,7 @@ func TestObjectiveErrorsNameTheLine(t *testing.T) {
 		{"  - name: x\n    availability: 99\n    target: 98\n", "line 6: field target not found"},
 		{"  - name: x\n    latency: {thresholdMs: 5, target: 9, percentile: 3}\n", "line 5: field percentile not found"},
 		{"  - name: x\n    availability: lots\n", "line 5: cannot unmarshal"},
-		{"  - name: x\n    tenant: a b\n    availability: 99\n", "line 5: slos[0].tenant \"a b\""},
+		{"  - name: x\n    tenant: \"*\"\n    availability: 99\n", "line 5: slos[0].tenant \"*\""},
 		{"  - name: x\n    endpoint: orders\n    availability: 99\n", "line 5: slos[0].endpoint \"orders\""},
 		{"  - name: x\n    availability: 99\n    alertMinRequests: 0\n", "line 6: slos[0].alertMinRequests 0: want 1 or more"},
 	} {

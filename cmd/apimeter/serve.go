@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/oklog/run"
@@ -368,9 +371,25 @@ func ownIdentity(c echo.Context) (string, string, string) {
 	key, _ := c.Get("apiKeyId").(string)
 	who := "anonymous"
 	if user != "" {
-		who = strings.ReplaceAll(tenant, "*", "all") + ":" + user
+		who = shortName(strings.ReplaceAll(tenant, "*", "all") + ":" + user)
 	}
 	return api.OwnTenant, who, key
+}
+
+// shortName keeps a user id within auth.MaxNameBytes: a long one is cut
+// (at a character boundary) and ends with a hash of the whole, so that
+// two long ids stay apart.
+func shortName(s string) string {
+	if len(s) <= auth.MaxNameBytes {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	tail := "~" + hex.EncodeToString(sum[:6])
+	cut := auth.MaxNameBytes - len(tail)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + tail
 }
 
 // background runs jobs in the store's background class: a month-long
