@@ -170,7 +170,7 @@ func TestKeysThroughTheAPI(t *testing.T) {
 		{"tenantId": "tenant-3"},                                // no user
 		{"tenantId": "tenant-3", "userId": "u", "role": "root"}, // no such role
 		{"tenantId": "*", "userId": "u"},                        // a global key must be an admin
-		{"tenantId": "a\u0001b", "userId": "u"},                // bad name: a control character
+		{"tenantId": "a\u0001b", "userId": "u"},                 // bad name: a control character
 		{"tenantId": "tenant-3", "userId": "u", "expiresAt": "2001-01-01T00:00:00Z"},
 		{"tenantId": "tenant-3", "userId": "u", "expiresAt": "soon"},
 		{"tenantId": "tenant-3", "userId": "u", "extra": true},
