@@ -64,10 +64,19 @@ func (l *DownloadLimits) setDefaults() {
 // a segment at a time, as the client reads.
 const spoolSegment = 8 << 20
 
+// Exports keep up to spoolMemory bytes each in memory, from a budget of
+// spoolMemoryTotal for all: a client that keeps up never waits for the
+// disk; one that falls behind spills to files.
+const (
+	spoolMemory      = 4 << 20
+	spoolMemoryTotal = 64 << 20
+)
+
 // downloads admits exports and carries their bytes.
 type downloads struct {
 	lim    DownloadLimits
-	budget *semaphore.Weighted
+	disk   *semaphore.Weighted
+	mem    *semaphore.Weighted
 
 	mu      sync.Mutex
 	running int
@@ -81,7 +90,7 @@ type downloads struct {
 func newDownloads(lim DownloadLimits, reg prometheus.Registerer, log *slog.Logger) *downloads {
 	lim.setDefaults()
 	d := &downloads{
-		lim: lim, budget: semaphore.NewWeighted(lim.SpoolBytes), callers: map[string]int{},
+		lim: lim, disk: semaphore.NewWeighted(lim.SpoolBytes), mem: semaphore.NewWeighted(spoolMemoryTotal), callers: map[string]int{},
 		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "apimeter_export_downloads", Help: "Exports being written to their clients."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apimeter_export_refused_total",
 			Help: "Exports refused with a 429 because the caller (reason caller) or everyone (reason overall) had as many running as allowed."}, []string{"reason"}),
@@ -143,18 +152,15 @@ func (d *downloads) stream(ctx context.Context, e *query.Export, w io.Writer) er
 	}
 	var name [8]byte
 	rand.Read(name[:])
-	sp, err := newSpool(filepath.Join(d.lim.SpoolDir, hex.EncodeToString(name[:])), spoolSegment, d.budget,
+	sp := newSpool(filepath.Join(d.lim.SpoolDir, hex.EncodeToString(name[:])), spoolSegment, d.disk, d.mem, spoolMemory,
 		func(delta int64) { d.spooled.Add(float64(delta)) })
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
 		sp.finish(e.WriteTo(ctx, sp.writer(ctx)))
 	}()
-	_, err = io.Copy(w, sp)
+	_, err := io.Copy(w, sp)
 	// The client is done (or gone): stop the engine if it still writes,
 	// then delete what is left.
 	cancel()

@@ -34,8 +34,7 @@ func TestSpoolCarriesEveryByteWithinItsBudget(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "x")
 	var onDisk int64
 	var mu sync.Mutex
-	sp, err := newSpool(dir, seg, sem, func(d int64) { mu.Lock(); onDisk += d; mu.Unlock() })
-	require.NoError(t, err)
+	sp := newSpool(dir, seg, sem, nil, 0, func(d int64) { mu.Lock(); onDisk += d; mu.Unlock() })
 
 	data := make([]byte, 23<<20+12345) // not a whole number of segments
 	rand.Read(data)
@@ -72,7 +71,7 @@ func TestSpoolCarriesEveryByteWithinItsBudget(t *testing.T) {
 	require.LessOrEqual(t, maxOnDisk, int64(budget))
 	require.Greater(t, maxOnDisk, int64(budget/2), "the writer ran ahead of the reader")
 	sp.close()
-	_, err = os.Stat(dir)
+	_, err := os.Stat(dir)
 	require.True(t, os.IsNotExist(err), "the spool's directory is gone")
 	require.True(t, sem.TryAcquire(budget), "every byte of the budget came back")
 	require.Zero(t, onDisk)
@@ -82,8 +81,7 @@ func TestSpoolWriterStopsWhenTheReaderLeaves(t *testing.T) {
 	const budget = 2 << 20
 	sem := semaphore.NewWeighted(budget)
 	dir := filepath.Join(t.TempDir(), "x")
-	sp, err := newSpool(dir, 1<<20, sem, nil)
-	require.NoError(t, err)
+	sp := newSpool(dir, 1<<20, sem, nil, 0, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)
 	go func() {
@@ -106,18 +104,62 @@ func TestSpoolWriterStopsWhenTheReaderLeaves(t *testing.T) {
 	}
 	cancel() // the client left
 	require.ErrorIs(t, <-stopped, context.Canceled)
-	_, err = sp.Read(make([]byte, 10))
+	_, err := sp.Read(make([]byte, 10))
 	require.ErrorIs(t, err, context.Canceled, "the reader learns why the export stopped")
 	sp.close()
 	require.True(t, sem.TryAcquire(budget), "the budget is whole again")
 }
 
 func TestSpoolEmptyExport(t *testing.T) {
-	sp, err := newSpool(filepath.Join(t.TempDir(), "x"), 1<<20, semaphore.NewWeighted(1<<20), nil)
-	require.NoError(t, err)
+	sp := newSpool(filepath.Join(t.TempDir(), "x"), 1<<20, semaphore.NewWeighted(1<<20), semaphore.NewWeighted(1<<20), 1<<20, nil)
 	sp.finish(nil)
 	n, err := sp.Read(make([]byte, 10))
 	require.Zero(t, n)
 	require.ErrorIs(t, err, io.EOF)
 	sp.close()
+}
+
+// A reader that keeps up gets everything from memory: no file is made.
+// One that falls behind spills to files past its memory share. Both get
+// every byte, and both budgets come back whole.
+func TestSpoolKeepsUpInMemoryAndSpillsWhenBehind(t *testing.T) {
+	for _, slow := range []bool{false, true} {
+		disk, mem := semaphore.NewWeighted(64<<20), semaphore.NewWeighted(2<<20)
+		dir := filepath.Join(t.TempDir(), "x")
+		sp := newSpool(dir, 1<<20, disk, mem, 1<<20, nil)
+		data := make([]byte, 9<<20+777)
+		rand.Read(data)
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			w := sp.writer(context.Background())
+			for p := data; len(p) > 0; {
+				n := min(len(p), 100_000)
+				if !slow {
+					// The engine's pace: the reader keeps up.
+					for sp.buffered() > 512<<10 {
+						time.Sleep(time.Millisecond)
+					}
+				}
+				w.Write(p[:n])
+				p = p[n:]
+			}
+			sp.finish(nil)
+		}()
+		if slow {
+			<-wrote // the reader starts once everything is written
+		}
+		got, err := io.ReadAll(sp)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(data, got))
+		<-wrote
+		sp.close()
+		if slow {
+			require.Greater(t, sp.next, 0, "a slow reader's export went to files")
+		} else {
+			require.Zero(t, sp.next, "a reader that keeps up never makes a file")
+		}
+		require.True(t, mem.TryAcquire(2<<20), "the memory budget is whole")
+		require.True(t, disk.TryAcquire(64<<20), "the disk budget is whole")
+	}
 }

@@ -29,6 +29,7 @@ Usage:
                                      manage users' plans and billing days through a running server
   apimeter bench load [flags]        measure bulk-load rates
   apimeter bench query [flags]       measure the analytics routes and exports
+  apimeter bench slow-exports [flags] interactive latency while slow clients download exports
   apimeter version                   print the version
 
 Configuration comes from the environment; README.md lists every variable.
@@ -84,8 +85,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return benchLoad(ctx, args[2:], stdout, stderr)
 		case len(args) >= 2 && args[1] == "query":
 			return benchQuery(ctx, args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "slow-exports":
+			return benchSlowExports(ctx, args[2:], stdout, stderr)
 		}
-		fmt.Fprint(stderr, "usage: apimeter bench load|query [flags]\n")
+		fmt.Fprint(stderr, "usage: apimeter bench load|query|slow-exports [flags]\n")
 		return exitCode(2)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "apimeter", version)
