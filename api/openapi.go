@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"reflect"
@@ -17,6 +18,7 @@ import (
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/monitor"
+	"github.com/apimeter/apimeter/schema"
 )
 
 // The OpenAPI 3 document is built from the handlers' own request and
@@ -40,10 +42,14 @@ type apiParam struct {
 	enum                []string
 }
 
+// dateRule is the span every date and time of a request is held to
+// (schema.InDateSpan), as the document states it.
+var dateRule = schema.DateSpan + " (the date as written: in timezone, or in the time's own offset)"
+
 var (
 	pRange = []apiParam{
-		{name: "startDate", in: "query", typ: "string", desc: "RFC 3339, or YYYY-MM-DD in timezone; default 30 days before endDate"},
-		{name: "endDate", in: "query", typ: "string", desc: "RFC 3339, or YYYY-MM-DD in timezone (that whole day included); default the end of today"},
+		{name: "startDate", in: "query", typ: "string", desc: "RFC 3339, or YYYY-MM-DD in timezone, " + dateRule + "; default 30 days before endDate"},
+		{name: "endDate", in: "query", typ: "string", desc: "RFC 3339, or YYYY-MM-DD in timezone (that whole day included), " + dateRule + "; default the end of today"},
 		{name: "timezone", in: "query", typ: "string", desc: "IANA time zone of dates and buckets; default UTC"},
 	}
 	pScope = []apiParam{
@@ -79,7 +85,7 @@ var apiRoutes = []apiRoute{
 		params: params(pScope, []apiParam{{name: "periods", in: "query", typ: "integer", desc: "how many periods, 1-24, default 3"}}), resp: CostsResponse{}},
 	{method: "GET", path: "/sla", who: "user", summary: "A month's attainment of the service-level objectives per objective, tenant and indicator: error budgets, burn rates, worst hours",
 		params: params(pScope, []apiParam{
-			{name: "month", in: "query", typ: "string", desc: "YYYY-MM; default the current month in timezone"},
+			{name: "month", in: "query", typ: "string", desc: fmt.Sprintf("YYYY-MM, %d-01 to %d-12, not after the current month; default the current month in timezone", schema.FirstYear, schema.LastYear)},
 			{name: "timezone", in: "query", typ: "string", desc: "IANA time zone of the month's days and hours; default UTC"},
 			{name: "objective", in: "query", typ: "string", desc: "one objective by name; default every objective that applies"},
 		}), resp: SLAResponse{}},
@@ -129,6 +135,14 @@ var apiRoutes = []apiRoute{
 	{method: "POST", path: "/admin/jobs/{name}/run", who: "admin", summary: "Run a job now on this replica (global admins)",
 		params: []apiParam{{name: "name", in: "path", typ: "string", required: true}}, resp: JobRunResponse{}},
 	{method: "GET", path: "/openapi.json", who: "public", summary: "This document"},
+}
+
+// fieldDocs describe fields of request and response types, by the name
+// of the struct that declares them and the field's JSON name.
+var fieldDocs = map[string]string{
+	"bodyRequest.startDate": "RFC 3339, or YYYY-MM-DD in timezone, " + dateRule + "; default 30 days before endDate",
+	"bodyRequest.endDate":   "RFC 3339, or YYYY-MM-DD in timezone (that whole day included), " + dateRule + "; default the end of today",
+	"KeyBody.expiresAt":     "RFC 3339, after now, " + dateRule + "; absent: the key does not expire",
 }
 
 // KeyList is GET /admin/keys.
@@ -362,6 +376,14 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]str
 			name = f.Name
 		}
 		props[name] = g.schema(f.Type)
+		if d, ok := fieldDocs[t.Name()+"."+name]; ok {
+			p := props[name].(map[string]any)
+			if _, ref := p["$ref"]; ref {
+				p = map[string]any{"allOf": []any{p}}
+				props[name] = p
+			}
+			p["description"] = d
+		}
 		if !g.request && !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
 			*required = append(*required, name)
 		}
