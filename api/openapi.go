@@ -143,6 +143,9 @@ var fieldDocs = map[string]string{
 	"bodyRequest.startDate": "RFC 3339, or YYYY-MM-DD in timezone, " + dateRule + "; default 30 days before endDate",
 	"bodyRequest.endDate":   "RFC 3339, or YYYY-MM-DD in timezone (that whole day included), " + dateRule + "; default the end of today",
 	"KeyBody.expiresAt":     "RFC 3339, after now, " + dateRule + "; absent: the key does not expire",
+	"SeriesItem.group": "the group's value of each groupBy dimension. User ids are each tenant's own: over several tenants " +
+		"(a global admin without tenantId) grouping by userId also groups by tenant, and the group has tenantId beside userId, " +
+		"as /top-users names a user",
 }
 
 // KeyList is GET /admin/keys.

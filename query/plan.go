@@ -404,6 +404,17 @@ func (s source) aggregates() aggregates {
 	return a
 }
 
+// withTenant puts tenantId before userId in a grouping over several
+// tenants: user ids are each tenant's own, so user-1 of one tenant is not
+// user-1 of another (/top-users names users the same way).
+func withTenant(sc Scope, dims []Dimension) []Dimension {
+	i := slices.Index(dims, DimUser)
+	if sc.Tenant != "" || i < 0 || slices.Contains(dims, DimTenant) {
+		return dims
+	}
+	return slices.Insert(slices.Clone(dims), i, DimTenant)
+}
+
 // customParam is the query parameter holding a custom dimension's name
 // (names are [a-z][a-z0-9_]*, package dims).
 func customParam(name string) string { return "dk_" + name }

@@ -199,11 +199,12 @@ func (s *Service) Series(ctx context.Context, req SeriesRequest) (*SeriesResult,
 		}
 		seen[d] = true
 	}
+	groupBy := withTenant(req.Scope, req.GroupBy)
 	bks := buckets(req.Range, req.Granularity)
 	if len(bks) > s.limits.MaxPoints {
 		return nil, invalid("%d points per series: at most %d; use a coarser granularity or a shorter range", len(bks), s.limits.MaxPoints)
 	}
-	p, err := newPlan(need{scope: req.Scope, rng: req.Range, grain: req.Granularity, metrics: req.Metrics, dims: req.GroupBy, filters: req.Filters, now: s.now(), only: true})
+	p, err := newPlan(need{scope: req.Scope, rng: req.Range, grain: req.Granularity, metrics: req.Metrics, dims: groupBy, filters: req.Filters, now: s.now(), only: true})
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +231,7 @@ func (s *Service) Series(ctx context.Context, req SeriesRequest) (*SeriesResult,
 	if len(groups) > s.limits.MaxSeries {
 		return nil, invalid("%d series: at most %d; add a filter or group by less", len(groups), s.limits.MaxSeries)
 	}
-	if len(groups) == 0 && len(req.GroupBy) == 0 {
+	if len(groups) == 0 && len(groupBy) == 0 {
 		groups[""] = &group{at: map[int64]Aggregate{}}
 		order = append(order, "")
 	}
@@ -239,7 +240,7 @@ func (s *Service) Series(ctx context.Context, req SeriesRequest) (*SeriesResult,
 	for _, key := range order {
 		g := groups[key]
 		ser := Series{Group: map[Dimension]string{}}
-		for i, d := range req.GroupBy {
+		for i, d := range groupBy {
 			ser.Group[d] = g.dims[i]
 		}
 		for _, b := range bks {
