@@ -28,12 +28,14 @@ import (
 
 type apiRoute struct {
 	method, path, summary string
-	who                   string // "user", "admin", "public"
-	params                []apiParam
-	body                  any // request body type, nil for none
-	resp                  any // 200/201 response type
-	status                int
-	download              bool // a streamed file
+	// who may call: "user" (any key), "admin" (tenant and global
+	// admins), "global" (global admins), "public" (no key needed).
+	who      string
+	params   []apiParam
+	body     any // request body type, nil for none
+	resp     any // 200/201 response type
+	status   int
+	download bool // a streamed file
 }
 
 type apiParam struct {
@@ -113,28 +115,42 @@ var apiRoutes = []apiRoute{
 	{method: "GET", path: "/admin/keys", who: "admin", summary: "List keys", params: pScope, resp: KeyList{}},
 	{method: "DELETE", path: "/admin/keys/{keyId}", who: "admin", summary: "Revoke a key",
 		params: []apiParam{{name: "keyId", in: "path", typ: "string", required: true}}, resp: auth.Key{}},
-	{method: "PUT", path: "/admin/accounts/{userId}", who: "admin", summary: "Set a user's plan, billing-cycle anchor day and quota mode",
+	{method: "PUT", path: "/admin/accounts/{userId}", who: "global", summary: "Set a user's plan, billing-cycle anchor day and quota mode",
 		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}}, body: AccountBody{}, resp: accounts.Account{}},
 	{method: "GET", path: "/admin/accounts", who: "admin", summary: "List accounts",
 		params: []apiParam{pScope[0], {name: "plan", in: "query", typ: "string", desc: "only the accounts on this plan"}}, resp: AccountList{}},
 	{method: "GET", path: "/admin/accounts/{userId}", who: "admin", summary: "A user's account",
 		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}, {name: "tenantId", in: "query", typ: "string", desc: "global admins: the account's tenant (required)"}}, resp: accounts.Account{}},
-	{method: "DELETE", path: "/admin/accounts/{userId}", who: "admin", summary: "Delete a user's account (the default plan applies again)",
+	{method: "DELETE", path: "/admin/accounts/{userId}", who: "global", summary: "Delete a user's account (the default plan applies again)",
 		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}, {name: "tenantId", in: "query", typ: "string", desc: "global admins: the account's tenant (required)"}}, status: http.StatusNoContent},
-	{method: "GET", path: "/admin/incidents", who: "admin", summary: "Incidents, newest first (global admins)",
+	{method: "GET", path: "/admin/incidents", who: "global", summary: "Incidents, newest first (global admins)",
 		params: []apiParam{{name: "status", in: "query", typ: "string", enum: []string{"open", "investigating", "identified", "monitoring", "resolved"}},
 			{name: "limit", in: "query", typ: "integer", desc: "1-1000, default 100"}}, resp: IncidentList{}},
-	{method: "GET", path: "/admin/incidents/{id}", who: "admin", summary: "An incident with its timeline (global admins)",
+	{method: "GET", path: "/admin/incidents/{id}", who: "global", summary: "An incident with its timeline (global admins)",
 		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, resp: monitor.Incident{}},
-	{method: "POST", path: "/admin/incidents/{id}/updates", who: "admin", summary: "Add a timeline entry, optionally with a new status (global admins)",
+	{method: "POST", path: "/admin/incidents/{id}/updates", who: "global", summary: "Add a timeline entry, optionally with a new status (global admins)",
 		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, body: IncidentUpdateBody{}, resp: monitor.Incident{}},
-	{method: "POST", path: "/admin/incidents/{id}/resolve", who: "admin", summary: "Resolve an incident by hand (global admins)",
+	{method: "POST", path: "/admin/incidents/{id}/resolve", who: "global", summary: "Resolve an incident by hand (global admins)",
 		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, body: IncidentUpdateBody{}, resp: monitor.Incident{}},
-	{method: "GET", path: "/admin/jobs", who: "admin", summary: "Background jobs, their next runs and recent runs (global admins)",
+	{method: "GET", path: "/admin/jobs", who: "global", summary: "Background jobs, their next runs and recent runs (global admins)",
 		params: []apiParam{{name: "job", in: "query", typ: "string", desc: "one job's runs"}, {name: "limit", in: "query", typ: "integer", desc: "1-1000, default 50"}}, resp: JobsResponse{}},
-	{method: "POST", path: "/admin/jobs/{name}/run", who: "admin", summary: "Run a job now on this replica (global admins)",
+	{method: "POST", path: "/admin/jobs/{name}/run", who: "global", summary: "Run a job now on this replica (global admins)",
 		params: []apiParam{{name: "name", in: "path", typ: "string", required: true}}, resp: JobRunResponse{}},
 	{method: "GET", path: "/openapi.json", who: "public", summary: "This document"},
+}
+
+// callers are the roles that may call a route of each kind, as the
+// document's x-roles lists them; other keys get a 403.
+var callers = map[string][]string{
+	"user":   {"user key", "tenant admin", "global admin"},
+	"admin":  {"tenant admin", "global admin"},
+	"global": {"global admin"},
+}
+
+var callerNotes = map[string]string{
+	"user":   "A user key reads its own usage, a tenant admin its tenant's (narrowed with userId), a global admin every tenant's (narrowed with tenantId).",
+	"admin":  "A tenant admin acts on its own tenant; a user key gets 403.",
+	"global": "An admin key of tenant *; other keys get 403.",
 }
 
 // fieldDocs describe fields of request and response types, by the name
@@ -175,11 +191,12 @@ func OpenAPI() map[string]any {
 	paths := map[string]any{}
 	for _, r := range apiRoutes {
 		op := map[string]any{"summary": r.summary, "operationId": operationID(r)}
-		switch r.who {
-		case "public":
+		if r.who == "public" {
 			op["security"] = []any{}
-		case "admin":
-			op["description"] = "Needs an admin key."
+		} else {
+			roles := callers[r.who]
+			op["x-roles"] = roles
+			op["description"] = "Who may call: " + strings.Join(roles, " and ") + ". " + callerNotes[r.who]
 		}
 		var ps []any
 		for _, p := range r.params {
@@ -220,7 +237,7 @@ func OpenAPI() map[string]any {
 		}
 		errRef := map[string]any{"description": "An error", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/ErrorBody"}}}}
 		responses := map[string]any{strconv.Itoa(status): ok, "4XX": errRef}
-		if r.who != "admin" { // limited routes (admins are exempt)
+		if r.who == "user" || r.who == "public" { // limited routes (admins are exempt)
 			headers := limitHeaders()
 			if h, ok := ok["headers"].(map[string]any); ok {
 				maps.Copy(headers, h)
