@@ -26,3 +26,23 @@ func TestRollupsRebuildRefusesDatesTheStoreCannotHold(t *testing.T) {
 		require.Contains(t, stderr.String(), "1970-01-01 to 2105-12-31", "%+v", c)
 	}
 }
+
+// generate writes records straight into the store: its traffic must lie
+// in the span the rollups hold too.
+func TestGenerateRefusesTrafficTheStoreCannotHold(t *testing.T) {
+	t.Setenv("CLICKHOUSE_URL", "clickhouse://127.0.0.1:1/none")
+	for _, c := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--end", "9999-01-01T00:00:00Z"}, "--end"},
+		{[]string{"--end", "2106-01-01T00:00:00Z", "--days", "1"}, "--end"},
+		{[]string{"--end", "1970-01-03T00:00:00Z", "--days", "7"}, "--days"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := dispatch(context.Background(), append([]string{"generate"}, c.args...), &stdout, &stderr)
+		require.Equal(t, exitCode(2), err, "%v: %s", c.args, stderr.String())
+		require.Contains(t, stderr.String(), c.flag, "%v", c.args)
+		require.Contains(t, stderr.String(), "1970-01-01 to 2105-12-31", "%v", c.args)
+	}
+}
