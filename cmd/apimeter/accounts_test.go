@@ -5,21 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-
-	"github.com/apimeter/apimeter/accounts"
-	"github.com/apimeter/apimeter/api"
-	"github.com/apimeter/apimeter/auth"
-	"github.com/apimeter/apimeter/limits"
-	"github.com/apimeter/apimeter/schema"
-	"github.com/apimeter/apimeter/store/storetest"
 )
 
 // adminAPI stands in for a server's accounts routes: it records what the
@@ -189,42 +181,45 @@ func TestAccountsErrors(t *testing.T) {
 	require.Empty(t, a.method)
 }
 
-// Against a real server: a tenant admin's key reads its tenant's accounts
-// but cannot change a plan, and the CLI says why in the server's words.
+// Against a real server (its own process: the embedded engine admits one
+// data directory per process): a tenant admin's key reads its tenant's
+// accounts but cannot change a plan, and the CLI says why in the server's
+// words.
 func TestAccountsCLIAsEachRole(t *testing.T) {
-	db := storetest.Open(t)
-	ctx := context.Background()
-	m, err := schema.NewMigrator(db, schema.Single, nil)
-	require.NoError(t, err)
-	_, err = m.Apply(ctx)
-	require.NoError(t, err)
+	bin := buildBinary(t)
 	const global = "am_cli-global-admin-key"
-	keys := auth.NewStore(db, global)
-	_, tenantAdmin, err := keys.Create(ctx, auth.NewKey{Tenant: "acme", User: "boss", Role: auth.RoleAdmin})
-	require.NoError(t, err)
-	srv := api.New(api.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
-	srv.MountAccounts(&api.AccountsAPI{Store: accounts.New(db), ValidPlan: limits.DefaultPlans().Valid}, api.KeyAuth(keys, true))
-	hs := httptest.NewServer(srv.Echo())
-	t.Cleanup(hs.Close)
+	kenv, _ := kafkaEnv(t)
+	s := startServe(t, bin, append([]string{"APIMETER_DATA_DIR=" + t.TempDir(), "CLICKHOUSE_URL=", "APIMETER_ADMIN_KEY=" + global}, kenv...))
+	s.waitReady(t, 60*time.Second)
+	url := "http://" + s.addr
+	ctx := context.Background()
 	run := func(key string, args ...string) (string, error) {
 		var stdout, stderr bytes.Buffer
-		full := append(append([]string{"accounts"}, args...), "--url", hs.URL, "--key", key)
-		err := dispatch(ctx, full, &stdout, &stderr)
+		err := dispatch(ctx, append(args, "--url", url, "--key", key, "--json"), &stdout, &stderr)
 		return stdout.String(), err
 	}
-
-	_, err = run(global, "set", "u1", "--tenant", "acme", "--plan", "starter")
+	out, err := run(global, "keys", "create", "--tenant", "acme", "--user", "boss", "--role", "admin")
 	require.NoError(t, err)
-	_, err = run(tenantAdmin, "set", "u1", "--plan", "enterprise")
+	var created struct {
+		Secret string `json:"key"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &created), out)
+	tenantAdmin := created.Secret
+	require.NotEmpty(t, tenantAdmin)
+
+	_, err = run(global, "accounts", "set", "u1", "--tenant", "acme", "--plan", "starter")
+	require.NoError(t, err)
+	_, err = run(tenantAdmin, "accounts", "set", "u1", "--plan", "enterprise")
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "global admin")
 	require.Contains(t, err.Error(), "403 permission_denied")
-	_, err = run(tenantAdmin, "delete", "u1")
+	_, err = run(tenantAdmin, "accounts", "delete", "u1")
 	require.ErrorContains(t, err, "global admin")
-	out, err := run(tenantAdmin, "get", "u1")
+	out, err = run(tenantAdmin, "accounts", "get", "u1")
 	require.NoError(t, err)
-	require.Contains(t, out, "starter", "the refused calls changed nothing")
-	out, err = run(tenantAdmin, "list")
+	require.Contains(t, out, `"plan":"starter"`, "the refused calls changed nothing")
+	out, err = run(tenantAdmin, "accounts", "list")
 	require.NoError(t, err)
-	require.Contains(t, out, "u1")
+	require.Contains(t, out, `"userId":"u1"`)
+	s.stop(t)
 }
