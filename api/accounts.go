@@ -42,19 +42,33 @@ type AccountList struct {
 }
 
 // MountAccounts adds the accounts routes; admin is normally
-// KeyAuth(keys, true). A tenant admin reads and writes the accounts of
-// its own tenant; a global admin names the tenant.
+// KeyAuth(keys, true). A tenant admin reads the accounts of its own
+// tenant; only a global admin, naming the tenant, writes or deletes one.
 func (s *Server) MountAccounts(a *AccountsAPI, admin echo.MiddlewareFunc) {
 	a.log = s.log
 	g := s.echo.Group(BasePath + "/admin/accounts")
-	g.PUT("/:userId", a.put, admin)
+	g.PUT("/:userId", a.put, admin, planChanges)
 	g.GET("", a.list, admin)
 	g.GET("/:userId", a.get, admin)
-	g.DELETE("/:userId", a.delete, admin)
+	g.DELETE("/:userId", a.delete, admin, planChanges)
+}
+
+// planChanges lets only global admins change accounts: an account sets a
+// user's plan and with it the quota, and a tenant admin could otherwise
+// put its own users on a larger plan than its tenant pays for.
+func planChanges(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if p, ok := principal(c); !ok || !p.Global() {
+			return forbidden("changing an account (a user's plan and quota) needs a global admin key (tenant *); " +
+				"a tenant admin may read its tenant's accounts")
+		}
+		return next(c)
+	}
 }
 
 // accountTenant is the tenant an admin's request acts on: a tenant admin's
-// own (naming it is optional), the one a global admin names.
+// own (naming it is optional, and it only reads), the one a global admin
+// names.
 func accountTenant(c echo.Context, tenant string) (string, error) {
 	p, ok := principal(c)
 	switch {

@@ -125,11 +125,11 @@ func TestAccountsRoundTrip(t *testing.T) {
 	require.True(t, a.CreatedAt.After(start) && a.CreatedAt.Equal(a.UpdatedAt), "%v %v", a.CreatedAt, a.UpdatedAt)
 	require.Equal(t, []string{tenant + "/alice"}, x.takeChanges())
 
-	// A tenant admin writes its own tenant without naming it.
+	// Defaults: anchor day 1, the plan's quota mode.
 	var b accounts.Account
-	x.call(t, "PUT", accountsPath+"/bob", fx.tenantAdminKey, map[string]any{"plan": "free"}, 200, &b)
+	x.call(t, "PUT", accountsPath+"/bob", adminKey, map[string]any{"tenantId": tenant, "plan": "free"}, 200, &b)
 	require.Equal(t, accounts.Account{Tenant: tenant, User: "bob", Plan: "free", AnchorDay: 1, CreatedAt: b.CreatedAt, UpdatedAt: b.CreatedAt}, b)
-	x.call(t, "PUT", accountsPath+"/carol", fx.tenantAdminKey, map[string]any{"tenantId": tenant, "plan": "starter", "quotaMode": "hard"}, 200, nil)
+	x.call(t, "PUT", accountsPath+"/carol", adminKey, map[string]any{"tenantId": tenant, "plan": "starter", "quotaMode": "hard"}, 200, nil)
 	x.call(t, "PUT", accountsPath+"/alice", adminKey, map[string]any{"tenantId": other, "plan": "enterprise"}, 200, nil)
 	require.Equal(t, []string{tenant + "/bob", tenant + "/carol", other + "/alice"}, x.takeChanges())
 
@@ -164,7 +164,7 @@ func TestAccountsRoundTrip(t *testing.T) {
 
 	// An update replaces the account and keeps its creation time.
 	var upd accounts.Account
-	x.call(t, "PUT", accountsPath+"/alice", fx.tenantAdminKey, map[string]any{"plan": "starter", "billingAnchorDay": 31}, 200, &upd)
+	x.call(t, "PUT", accountsPath+"/alice", adminKey, map[string]any{"tenantId": tenant, "plan": "starter", "billingAnchorDay": 31}, 200, &upd)
 	require.Equal(t, "starter", upd.Plan)
 	require.Equal(t, 31, upd.AnchorDay)
 	require.Equal(t, "", upd.QuotaMode)
@@ -174,11 +174,11 @@ func TestAccountsRoundTrip(t *testing.T) {
 	requireSameAccount(t, upd, got)
 	x.takeChanges()
 
-	x.call(t, "DELETE", accountsPath+"/alice", fx.tenantAdminKey, nil, 204, nil)
+	x.call(t, "DELETE", accountsPath+"/alice?tenantId="+tenant, adminKey, nil, 204, nil)
 	require.Equal(t, []string{tenant + "/alice"}, x.takeChanges())
 	msg := x.call(t, "GET", accountsPath+"/alice", fx.tenantAdminKey, nil, 404, nil)
 	require.Contains(t, msg, "alice")
-	x.call(t, "DELETE", accountsPath+"/alice", fx.tenantAdminKey, nil, 404, nil)
+	x.call(t, "DELETE", accountsPath+"/alice?tenantId="+tenant, adminKey, nil, 404, nil)
 	x.call(t, "DELETE", accountsPath+"/nobody?tenantId="+other, adminKey, nil, 404, nil)
 	require.Empty(t, x.takeChanges(), "nothing changed")
 	// The other tenant's alice is untouched.
@@ -189,7 +189,7 @@ func TestAccountsRoundTrip(t *testing.T) {
 	require.Equal(t, []string{tenant + "/bob:free", tenant + "/carol:starter"}, list(adminKey, ""))
 
 	// Escaped user ids in the path are the same account.
-	x.call(t, "PUT", accountsPath+"/dave%40example.com", fx.tenantAdminKey, map[string]any{"plan": "pro"}, 200, &got)
+	x.call(t, "PUT", accountsPath+"/dave%40example.com", adminKey, map[string]any{"tenantId": tenant, "plan": "pro"}, 200, &got)
 	require.Equal(t, "dave@example.com", got.User)
 	x.call(t, "GET", accountsPath+"/dave@example.com", fx.tenantAdminKey, nil, 200, &got)
 	require.Equal(t, "dave@example.com", got.User)
@@ -203,9 +203,9 @@ func TestAccountsAccess(t *testing.T) {
 	x.takeChanges()
 
 	// A tenant admin cannot reach another tenant.
-	msg := x.call(t, "PUT", accountsPath+"/erin", fx.tenantAdminKey, map[string]any{"tenantId": other, "plan": "free"}, 403, nil)
+	msg := x.call(t, "GET", accountsPath+"/erin?tenantId="+other, fx.tenantAdminKey, nil, 403, nil)
 	require.Contains(t, msg, tenant)
-	x.call(t, "GET", accountsPath+"/erin?tenantId="+other, fx.tenantAdminKey, nil, 403, nil)
+	x.call(t, "PUT", accountsPath+"/erin", fx.tenantAdminKey, map[string]any{"tenantId": other, "plan": "free"}, 403, nil)
 	x.call(t, "DELETE", accountsPath+"/erin?tenantId="+other, fx.tenantAdminKey, nil, 403, nil)
 	x.call(t, "GET", accountsPath+"?tenantId="+other, fx.tenantAdminKey, nil, 403, nil)
 	x.call(t, "GET", accountsPath+"?tenantId=*", fx.tenantAdminKey, nil, 403, nil)
@@ -265,29 +265,29 @@ func TestAccountsBadRequests(t *testing.T) {
 		{"empty body", "/u1", ``, "empty"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			key := fx.tenantAdminKey
-			if strings.Contains(c.body, "tenantId") {
-				key = adminKey
+			body := c.body
+			if strings.HasPrefix(body, "{") && !strings.Contains(body, "tenantId") {
+				body = `{"tenantId":"t1",` + body[1:] // the global admin names the tenant
 			}
-			msg := x.call(t, "PUT", accountsPath+c.target, key, c.body, 400, nil)
+			msg := x.call(t, "PUT", accountsPath+c.target, adminKey, body, 400, nil)
 			require.Contains(t, msg, c.field)
 		})
 	}
-	msg := x.call(t, "PUT", accountsPath+"/u1", fx.tenantAdminKey, `{"plan":"gold"}`, 400, nil)
+	msg := x.call(t, "PUT", accountsPath+"/u1", adminKey, `{"tenantId":"t1","plan":"gold"}`, 400, nil)
 	require.Contains(t, msg, "free, starter, pro, enterprise", "the error names the plans")
-	msg = x.call(t, "PUT", accountsPath+"/u1", fx.tenantAdminKey, `{"plan":"gold","billingAnchorDay":40,"quotaMode":"x"}`, 400, nil)
+	msg = x.call(t, "PUT", accountsPath+"/u1", adminKey, `{"tenantId":"t1","plan":"gold","billingAnchorDay":40,"quotaMode":"x"}`, 400, nil)
 	for _, field := range []string{"plan", "billingAnchorDay", "quotaMode"} {
 		require.Contains(t, msg, field, "every problem is named")
 	}
 	x.call(t, "GET", accountsPath+"/u%01x", fx.tenantAdminKey, nil, 400, nil)
-	x.call(t, "DELETE", accountsPath+"/u%01x", fx.tenantAdminKey, nil, 400, nil)
+	x.call(t, "DELETE", accountsPath+"/u%01x?tenantId=t1", adminKey, nil, 400, nil)
 	x.call(t, "GET", accountsPath+"?tenantId=a&tenantId=b", adminKey, nil, 400, nil)
 	x.call(t, "GET", accountsPath+"?tenantId=a%01b", adminKey, nil, 400, nil)
 	x.call(t, "GET", accountsPath+"/u1?tenantId=a%01b", adminKey, nil, 400, nil)
 
 	req := newRequest("PUT", accountsPath+"/u1", strings.NewReader(`{"plan":"pro"}`))
 	req.Header.Set("Content-Type", "text/plain")
-	req.Header.Set("Authorization", "Bearer "+fx.tenantAdminKey)
+	req.Header.Set("Authorization", "Bearer "+adminKey)
 	rec := httptest.NewRecorder()
 	x.srv.Echo().ServeHTTP(rec, req)
 	require.Equal(t, http.StatusUnsupportedMediaType, rec.Code)
@@ -345,4 +345,69 @@ func requireSameAccount(t *testing.T, want, got accounts.Account) {
 	require.True(t, want.UpdatedAt.Equal(got.UpdatedAt), "updatedAt: want %v, got %v", want.UpdatedAt, got.UpdatedAt)
 	want.CreatedAt, want.UpdatedAt, got.CreatedAt, got.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	require.Equal(t, want, got)
+}
+
+// Plans are changed by global admins only: a tenant admin putting its own
+// users on a larger plan would lift its own quota. Tenant admins read
+// their tenant's accounts; user keys reach none of the routes. The
+// OpenAPI document says the same of each route.
+func TestAccountsRoles(t *testing.T) {
+	x := newAccountsServer(t)
+	tenant := fx.tenant
+	x.call(t, "PUT", accountsPath+"/frank?tenantId="+tenant, adminKey, map[string]any{"tenantId": tenant, "plan": "free"}, 200, nil)
+	x.takeChanges()
+	type role struct{ name, key string }
+	user, tenantAdmin, global := role{"user key", fx.userKey}, role{"tenant admin", fx.tenantAdminKey}, role{"global admin", adminKey}
+	for _, r := range []struct {
+		method, path, target string
+		body                 map[string]any
+		allowed              []role // the others get a 403
+		status               int    // of an allowed call
+	}{
+		{"PUT", "/admin/accounts/{userId}", accountsPath + "/frank", map[string]any{"plan": "enterprise"}, []role{global}, 200},
+		{"DELETE", "/admin/accounts/{userId}", accountsPath + "/frank", nil, []role{global}, 204},
+		{"GET", "/admin/accounts/{userId}", accountsPath + "/frank", nil, []role{tenantAdmin, global}, 200},
+		{"GET", "/admin/accounts", accountsPath, nil, []role{tenantAdmin, global}, 200},
+	} {
+		var allowed []string
+		for _, ro := range []role{user, tenantAdmin, global} {
+			target, body := r.target, r.body
+			if ro == global {
+				if body != nil {
+					body = map[string]any{"tenantId": tenant, "plan": body["plan"]}
+				} else {
+					target += "?tenantId=" + tenant
+				}
+			}
+			if !slices.Contains(r.allowed, ro) {
+				msg := x.call(t, r.method, target, ro.key, body, 403, nil)
+				if ro == tenantAdmin {
+					require.Contains(t, msg, "global admin", "%s %s", r.method, r.path)
+				} else {
+					require.Contains(t, msg, "admin key", "%s %s", r.method, r.path)
+				}
+				continue
+			}
+			allowed = append(allowed, ro.name)
+			x.call(t, r.method, target, ro.key, body, r.status, nil)
+			if r.method == "DELETE" { // again, for the next role
+				x.call(t, "PUT", accountsPath+"/frank", adminKey, map[string]any{"tenantId": tenant, "plan": "free"}, 200, nil)
+			}
+		}
+		require.Equal(t, len(r.allowed), len(allowed))
+
+		// The document names who may call the route.
+		op := openAPIJSON(t)["paths"].(map[string]any)[r.path].(map[string]any)[strings.ToLower(r.method)].(map[string]any)
+		roles, _ := op["x-roles"].([]any)
+		var documented []string
+		for _, x := range roles {
+			documented = append(documented, x.(string))
+		}
+		require.Equal(t, allowed, documented, "%s %s", r.method, r.path)
+		require.Contains(t, op["description"], strings.Join(allowed, " and "), "%s %s", r.method, r.path)
+	}
+	// Refused writes changed nothing.
+	var got accounts.Account
+	x.call(t, "GET", accountsPath+"/frank?tenantId="+tenant, adminKey, nil, 200, &got)
+	require.Equal(t, "free", got.Plan)
 }

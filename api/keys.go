@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/apimeter/apimeter/auth"
+	"github.com/apimeter/apimeter/schema"
 )
 
 // KeyBody is POST /admin/keys.
@@ -46,6 +47,9 @@ func (a *Analytics) createKey(c echo.Context) error {
 		b.TenantID = p.Tenant
 	case b.TenantID != p.Tenant:
 		return forbidden("this key is an admin of tenant %q only", p.Tenant)
+	}
+	if b.ExpiresAt != nil && !schema.InDateSpan(*b.ExpiresAt) {
+		return BadRequest("expiresAt %s: out of range: times go from %s", b.ExpiresAt.Format(time.RFC3339Nano), schema.DateSpan)
 	}
 	if b.ExpiresAt != nil && !b.ExpiresAt.After(a.now()) {
 		return BadRequest("expiresAt %s is in the past", b.ExpiresAt.Format(time.RFC3339))

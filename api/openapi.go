@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"reflect"
@@ -17,6 +18,7 @@ import (
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/monitor"
+	"github.com/apimeter/apimeter/schema"
 )
 
 // The OpenAPI 3 document is built from the handlers' own request and
@@ -26,12 +28,14 @@ import (
 
 type apiRoute struct {
 	method, path, summary string
-	who                   string // "user", "admin", "public"
-	params                []apiParam
-	body                  any // request body type, nil for none
-	resp                  any // 200/201 response type
-	status                int
-	download              bool // a streamed file
+	// who may call: "user" (any key), "admin" (tenant and global
+	// admins), "global" (global admins), "public" (no key needed).
+	who      string
+	params   []apiParam
+	body     any // request body type, nil for none
+	resp     any // 200/201 response type
+	status   int
+	download bool // a streamed file
 }
 
 type apiParam struct {
@@ -40,10 +44,14 @@ type apiParam struct {
 	enum                []string
 }
 
+// dateRule is the span every date and time of a request is held to
+// (schema.InDateSpan), as the document states it.
+var dateRule = schema.DateSpan + " (the date as written: in timezone, or in the time's own offset)"
+
 var (
 	pRange = []apiParam{
-		{name: "startDate", in: "query", typ: "string", desc: "RFC 3339, or YYYY-MM-DD in timezone; default 30 days before endDate"},
-		{name: "endDate", in: "query", typ: "string", desc: "RFC 3339, or YYYY-MM-DD in timezone (that whole day included); default the end of today"},
+		{name: "startDate", in: "query", typ: "string", desc: "RFC 3339, or YYYY-MM-DD in timezone, " + dateRule + "; default 30 days before endDate"},
+		{name: "endDate", in: "query", typ: "string", desc: "RFC 3339, or YYYY-MM-DD in timezone (that whole day included), " + dateRule + "; default the end of today"},
 		{name: "timezone", in: "query", typ: "string", desc: "IANA time zone of dates and buckets; default UTC"},
 	}
 	pScope = []apiParam{
@@ -79,7 +87,7 @@ var apiRoutes = []apiRoute{
 		params: params(pScope, []apiParam{{name: "periods", in: "query", typ: "integer", desc: "how many periods, 1-24, default 3"}}), resp: CostsResponse{}},
 	{method: "GET", path: "/sla", who: "user", summary: "A month's attainment of the service-level objectives per objective, tenant and indicator: error budgets, burn rates, worst hours",
 		params: params(pScope, []apiParam{
-			{name: "month", in: "query", typ: "string", desc: "YYYY-MM; default the current month in timezone"},
+			{name: "month", in: "query", typ: "string", desc: fmt.Sprintf("YYYY-MM, %d-01 to %d-12, not after the current month; default the current month in timezone", schema.FirstYear, schema.LastYear)},
 			{name: "timezone", in: "query", typ: "string", desc: "IANA time zone of the month's days and hours; default UTC"},
 			{name: "objective", in: "query", typ: "string", desc: "one objective by name; default every objective that applies"},
 		}), resp: SLAResponse{}},
@@ -107,28 +115,53 @@ var apiRoutes = []apiRoute{
 	{method: "GET", path: "/admin/keys", who: "admin", summary: "List keys", params: pScope, resp: KeyList{}},
 	{method: "DELETE", path: "/admin/keys/{keyId}", who: "admin", summary: "Revoke a key",
 		params: []apiParam{{name: "keyId", in: "path", typ: "string", required: true}}, resp: auth.Key{}},
-	{method: "PUT", path: "/admin/accounts/{userId}", who: "admin", summary: "Set a user's plan, billing-cycle anchor day and quota mode",
+	{method: "PUT", path: "/admin/accounts/{userId}", who: "global", summary: "Set a user's plan, billing-cycle anchor day and quota mode",
 		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}}, body: AccountBody{}, resp: accounts.Account{}},
 	{method: "GET", path: "/admin/accounts", who: "admin", summary: "List accounts",
 		params: []apiParam{pScope[0], {name: "plan", in: "query", typ: "string", desc: "only the accounts on this plan"}}, resp: AccountList{}},
 	{method: "GET", path: "/admin/accounts/{userId}", who: "admin", summary: "A user's account",
 		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}, {name: "tenantId", in: "query", typ: "string", desc: "global admins: the account's tenant (required)"}}, resp: accounts.Account{}},
-	{method: "DELETE", path: "/admin/accounts/{userId}", who: "admin", summary: "Delete a user's account (the default plan applies again)",
+	{method: "DELETE", path: "/admin/accounts/{userId}", who: "global", summary: "Delete a user's account (the default plan applies again)",
 		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}, {name: "tenantId", in: "query", typ: "string", desc: "global admins: the account's tenant (required)"}}, status: http.StatusNoContent},
-	{method: "GET", path: "/admin/incidents", who: "admin", summary: "Incidents, newest first (global admins)",
+	{method: "GET", path: "/admin/incidents", who: "global", summary: "Incidents, newest first (global admins)",
 		params: []apiParam{{name: "status", in: "query", typ: "string", enum: []string{"open", "investigating", "identified", "monitoring", "resolved"}},
 			{name: "limit", in: "query", typ: "integer", desc: "1-1000, default 100"}}, resp: IncidentList{}},
-	{method: "GET", path: "/admin/incidents/{id}", who: "admin", summary: "An incident with its timeline (global admins)",
+	{method: "GET", path: "/admin/incidents/{id}", who: "global", summary: "An incident with its timeline (global admins)",
 		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, resp: monitor.Incident{}},
-	{method: "POST", path: "/admin/incidents/{id}/updates", who: "admin", summary: "Add a timeline entry, optionally with a new status (global admins)",
+	{method: "POST", path: "/admin/incidents/{id}/updates", who: "global", summary: "Add a timeline entry, optionally with a new status (global admins)",
 		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, body: IncidentUpdateBody{}, resp: monitor.Incident{}},
-	{method: "POST", path: "/admin/incidents/{id}/resolve", who: "admin", summary: "Resolve an incident by hand (global admins)",
+	{method: "POST", path: "/admin/incidents/{id}/resolve", who: "global", summary: "Resolve an incident by hand (global admins)",
 		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, body: IncidentUpdateBody{}, resp: monitor.Incident{}},
-	{method: "GET", path: "/admin/jobs", who: "admin", summary: "Background jobs, their next runs and recent runs (global admins)",
+	{method: "GET", path: "/admin/jobs", who: "global", summary: "Background jobs, their next runs and recent runs (global admins)",
 		params: []apiParam{{name: "job", in: "query", typ: "string", desc: "one job's runs"}, {name: "limit", in: "query", typ: "integer", desc: "1-1000, default 50"}}, resp: JobsResponse{}},
-	{method: "POST", path: "/admin/jobs/{name}/run", who: "admin", summary: "Run a job now on this replica (global admins)",
+	{method: "POST", path: "/admin/jobs/{name}/run", who: "global", summary: "Run a job now on this replica (global admins)",
 		params: []apiParam{{name: "name", in: "path", typ: "string", required: true}}, resp: JobRunResponse{}},
 	{method: "GET", path: "/openapi.json", who: "public", summary: "This document"},
+}
+
+// callers are the roles that may call a route of each kind, as the
+// document's x-roles lists them; other keys get a 403.
+var callers = map[string][]string{
+	"user":   {"user key", "tenant admin", "global admin"},
+	"admin":  {"tenant admin", "global admin"},
+	"global": {"global admin"},
+}
+
+var callerNotes = map[string]string{
+	"user":   "A user key reads its own usage, a tenant admin its tenant's (narrowed with userId), a global admin every tenant's (narrowed with tenantId).",
+	"admin":  "A tenant admin acts on its own tenant; a user key gets 403.",
+	"global": "An admin key of tenant *; other keys get 403.",
+}
+
+// fieldDocs describe fields of request and response types, by the name
+// of the struct that declares them and the field's JSON name.
+var fieldDocs = map[string]string{
+	"bodyRequest.startDate": "RFC 3339, or YYYY-MM-DD in timezone, " + dateRule + "; default 30 days before endDate",
+	"bodyRequest.endDate":   "RFC 3339, or YYYY-MM-DD in timezone (that whole day included), " + dateRule + "; default the end of today",
+	"KeyBody.expiresAt":     "RFC 3339, after now, " + dateRule + "; absent: the key does not expire",
+	"SeriesItem.group": "the group's value of each groupBy dimension. User ids are each tenant's own: over several tenants " +
+		"(a global admin without tenantId) grouping by userId also groups by tenant, and the group has tenantId beside userId, " +
+		"as /top-users names a user",
 }
 
 // KeyList is GET /admin/keys.
@@ -158,11 +191,12 @@ func OpenAPI() map[string]any {
 	paths := map[string]any{}
 	for _, r := range apiRoutes {
 		op := map[string]any{"summary": r.summary, "operationId": operationID(r)}
-		switch r.who {
-		case "public":
+		if r.who == "public" {
 			op["security"] = []any{}
-		case "admin":
-			op["description"] = "Needs an admin key."
+		} else {
+			roles := callers[r.who]
+			op["x-roles"] = roles
+			op["description"] = "Who may call: " + strings.Join(roles, " and ") + ". " + callerNotes[r.who]
 		}
 		var ps []any
 		for _, p := range r.params {
@@ -203,7 +237,7 @@ func OpenAPI() map[string]any {
 		}
 		errRef := map[string]any{"description": "An error", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/ErrorBody"}}}}
 		responses := map[string]any{strconv.Itoa(status): ok, "4XX": errRef}
-		if r.who != "admin" { // limited routes (admins are exempt)
+		if r.who == "user" || r.who == "public" { // limited routes (admins are exempt)
 			headers := limitHeaders()
 			if h, ok := ok["headers"].(map[string]any); ok {
 				maps.Copy(headers, h)
@@ -362,6 +396,14 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]str
 			name = f.Name
 		}
 		props[name] = g.schema(f.Type)
+		if d, ok := fieldDocs[t.Name()+"."+name]; ok {
+			p := props[name].(map[string]any)
+			if _, ref := p["$ref"]; ref {
+				p = map[string]any{"allOf": []any{p}}
+				props[name] = p
+			}
+			p["description"] = d
+		}
 		if !g.request && !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
 			*required = append(*required, name)
 		}

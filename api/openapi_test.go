@@ -215,3 +215,67 @@ func randomRequest(rng *rand.Rand) (method, target, body, key string) {
 	}
 	return "POST", BasePath + "/time-series", strings.Repeat("[", rng.IntN(100000)), key
 }
+
+// openAPIProp is a property of a component schema of the document.
+func openAPIProp(t *testing.T, schema, name string) map[string]any {
+	t.Helper()
+	schemas := openAPIJSON(t)["components"].(map[string]any)["schemas"].(map[string]any)
+	p, _ := schemas[schema].(map[string]any)["properties"].(map[string]any)[name].(map[string]any)
+	require.NotNil(t, p, "%s.%s", schema, name)
+	return p
+}
+
+// openAPIOperations calls f with every operation of the document.
+func openAPIOperations(t *testing.T, f func(method, path string, op map[string]any)) {
+	for path, item := range openAPIJSON(t)["paths"].(map[string]any) {
+		for method, op := range item.(map[string]any) {
+			f(method, path, op.(map[string]any))
+		}
+	}
+}
+
+// The document states the span of dates every route accepts.
+func TestOpenAPIStatesTheDateSpan(t *testing.T) {
+	dated := 0
+	openAPIOperations(t, func(method, path string, op map[string]any) {
+		ps, _ := op["parameters"].([]any)
+		for _, p := range ps {
+			p := p.(map[string]any)
+			switch p["name"] {
+			case "startDate", "endDate":
+				dated++
+				require.Contains(t, p["description"], "1970-01-01 to 2105-12-31", "%s %s %s", method, path, p["name"])
+			case "month":
+				require.Contains(t, p["description"], "1970-01 to 2105-12", "%s %s", method, path)
+			}
+		}
+	})
+	require.GreaterOrEqual(t, dated, 8) // four routes with a range
+	for _, body := range []string{"SeriesBody", "ExportBody"} {
+		for _, field := range []string{"startDate", "endDate"} {
+			require.Contains(t, openAPIProp(t, body, field)["description"], "1970-01-01 to 2105-12-31", "%s.%s", body, field)
+		}
+	}
+	require.Contains(t, openAPIProp(t, "KeyBody", "expiresAt")["description"], "2105-12-31")
+}
+
+// The document says how a series names a user when tenants differ.
+func TestOpenAPIStatesHowASeriesNamesUsers(t *testing.T) {
+	group := openAPIProp(t, "SeriesItem", "group")["description"]
+	require.Contains(t, group, "tenantId")
+	require.Contains(t, group, "userId")
+}
+
+// The document says who may call each route that needs a key.
+func TestOpenAPIStatesWhoMayCall(t *testing.T) {
+	openAPIOperations(t, func(method, path string, op map[string]any) {
+		if op["security"] != nil { // public
+			return
+		}
+		roles, _ := op["x-roles"].([]any)
+		require.NotEmpty(t, roles, "%s %s says who may call it", method, path)
+		for _, r := range roles {
+			require.Contains(t, []string{"user key", "tenant admin", "global admin"}, r, "%s %s", method, path)
+		}
+	})
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/apimeter/apimeter/query"
+	"github.com/apimeter/apimeter/schema"
 )
 
 // maxQueryBody bounds the JSON body of a query request.
@@ -179,8 +180,8 @@ type dates struct {
 
 // rangeOf reads a request's range: RFC 3339 instants, or YYYY-MM-DD
 // dates in its time zone, where a date-only end includes that whole day.
-// Without a start, the range begins defaultDays before its end; without
-// an end, it runs to the end of today.
+// Without a start, the range begins defaultDays before its end (not before
+// schema.FirstYear); without an end, it runs to the end of today.
 func rangeOf(d dates, now time.Time) (query.Range, error) {
 	loc := time.UTC
 	if d.Zone != "" {
@@ -205,6 +206,9 @@ func rangeOf(d dates, now time.Time) (query.Range, error) {
 		r.Start = time.Date(e.Year(), e.Month(), e.Day(), 0, 0, 0, 0, loc).AddDate(0, 0, -defaultDays)
 		if d.End == "" {
 			r.Start = midnight.AddDate(0, 0, 1-defaultDays)
+		}
+		if first := time.Date(schema.FirstYear, 1, 1, 0, 0, 0, 0, loc); r.Start.Before(first) {
+			r.Start = first // what the store holds begins there
 		}
 	} else if r.Start, err = parseDate("startDate", d.Start, loc, false); err != nil {
 		return r, err
@@ -234,23 +238,28 @@ func loadZone(name string) (*time.Location, error) {
 	return l, nil
 }
 
+// parseDate reads an RFC 3339 time or a date in loc; either is held to the
+// years the store holds (schema.InDateSpan), judged on the date as written.
 func parseDate(name, s string, loc *time.Location, end bool) (time.Time, error) {
-	if len(s) == len("2006-01-02") {
-		t, err := time.ParseInLocation("2006-01-02", s, loc)
-		if err != nil {
-			return time.Time{}, BadRequest("%s %q: want RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)", name, s)
-		}
+	dateOnly := len(s) == len(time.DateOnly)
+	var t time.Time
+	var err error
+	if dateOnly {
+		t, err = time.ParseInLocation(time.DateOnly, s, loc)
+	} else {
+		t, err = time.Parse(time.RFC3339Nano, s)
+	}
+	if err != nil {
+		return time.Time{}, BadRequest("%s %q: want RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)", name, s)
+	}
+	if !schema.InDateSpan(t) {
+		return time.Time{}, BadRequest("%s %q: out of range: dates and times go from %s", name, s, schema.DateSpan)
+	}
+	if dateOnly {
 		if end {
 			t = t.AddDate(0, 0, 1)
 		}
 		return t, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, BadRequest("%s %q: want RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)", name, s)
-	}
-	if t.Year() < 1970 || t.Year() > 2200 {
-		return time.Time{}, BadRequest("%s %q: out of range", name, s)
 	}
 	return t.Truncate(time.Millisecond), nil
 }

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -273,33 +274,47 @@ func aligned(t time.Time, grain time.Duration) bool {
 // offsetsMultipleOf reports whether the zone's offset is a whole number of
 // d at every instant of the range (walking its transitions).
 func offsetsMultipleOf(r Range, d time.Duration) bool {
-	t := r.Start.In(r.Loc)
-	for {
-		_, off := t.Zone()
+	for off := range offsets(r) {
 		if time.Duration(off)*time.Second%d != 0 {
 			return false
 		}
-		_, end := t.ZoneBounds()
-		if end.IsZero() || !end.Before(r.End) {
-			return true
-		}
-		t = end
 	}
+	return true
 }
 
 // fixedOffset reports whether the zone's offset is off seconds over the
 // whole range.
 func fixedOffset(r Range, off int) bool {
-	t := r.Start.In(r.Loc)
-	for {
-		if _, o := t.Zone(); o != off {
+	for o := range offsets(r) {
+		if o != off {
 			return false
 		}
-		_, end := t.ZoneBounds()
-		if end.IsZero() || !end.Before(r.End) {
-			return true
+	}
+	return true
+}
+
+// offsets yields the zone's offset (seconds east of UTC) at the start of
+// the range and after each of its transitions within the range.
+func offsets(r Range) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		t := r.Start.In(r.Loc)
+		for {
+			if _, off := t.Zone(); !yield(off) {
+				return
+			}
+			_, end := t.ZoneBounds()
+			if !end.IsZero() && !end.After(t) {
+				// Past the zone table's last year Go extends the zone's
+				// rule, and on the last day of a leap year ZoneBounds
+				// names an end that is not ahead (2040-12-31 in
+				// Europe/Berlin): look an hour later instead.
+				end = t.Add(time.Hour)
+			}
+			if end.IsZero() || !end.Before(r.End) {
+				return
+			}
+			t = end
 		}
-		t = end
 	}
 }
 
@@ -391,6 +406,17 @@ func (s source) aggregates() aggregates {
 		a.Cost = "sum(cost)"
 	}
 	return a
+}
+
+// withTenant puts tenantId before userId in a grouping over several
+// tenants: user ids are each tenant's own, so user-1 of one tenant is not
+// user-1 of another (/top-users names users the same way).
+func withTenant(sc Scope, dims []Dimension) []Dimension {
+	i := slices.Index(dims, DimUser)
+	if sc.Tenant != "" || i < 0 || slices.Contains(dims, DimTenant) {
+		return dims
+	}
+	return slices.Insert(slices.Clone(dims), i, DimTenant)
 }
 
 // customParam is the query parameter holding a custom dimension's name

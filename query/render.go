@@ -84,6 +84,10 @@ func planFrom(src source, n need) (*plan, error) {
 		p.Latency = p.Latency || m.latency()
 		p.Users = p.Users || m == UniqueUsers
 	}
+	if p.Users && !p.Tenant {
+		// Over several tenants a user is a (tenant, user) pair.
+		p.Agg.Users = "uniqExact(tenant_id, user_id)"
+	}
 	if n.only {
 		// Read only the columns the metrics need: on a small read, each
 		// column of each part is a fixed cost.

@@ -122,7 +122,17 @@ func (e *expected) add(r *ingest.Record) {
 	if e.users == nil {
 		e.users = map[string]bool{}
 	}
-	e.users[r.UserID] = true
+	// Tenants have user ids of their own: a user is a (tenant, user) pair.
+	e.users[r.TenantID+"\x00"+r.UserID] = true
+}
+
+// groupDims are the dimensions a request's series are told apart by: over
+// every tenant, a user is named with its tenant.
+func groupDims(req SeriesRequest) []Dimension {
+	if req.Scope.Tenant == "" && slices.Contains(req.GroupBy, DimUser) {
+		return append([]Dimension{DimTenant}, req.GroupBy...)
+	}
+	return req.GroupBy
 }
 
 func (e *expected) value(m Metric) float64 {
@@ -192,7 +202,7 @@ func (fx *fixture) expectSeries(req SeriesRequest) map[string]map[int64]*expecte
 		}
 		var key []string
 		has := true
-		for _, d := range req.GroupBy {
+		for _, d := range groupDims(req) {
 			if name, ok := d.Custom(); ok {
 				_, present := r.Dimensions[name]
 				has = has && present
@@ -226,9 +236,10 @@ func checkSeries(t *testing.T, fx *fixture, req SeriesRequest, res *SeriesResult
 	nb := len(buckets(req.Range, req.Granularity))
 	for _, ser := range res.Series {
 		var key []string
-		for _, d := range req.GroupBy {
+		for _, d := range groupDims(req) {
 			key = append(key, string(d)+"="+ser.Group[d])
 		}
+		require.Len(t, ser.Group, len(groupDims(req)), "the group names its dimensions")
 		w := want[strings.Join(key, ",")]
 		require.Len(t, ser.Points, nb, "every bucket, gaps filled")
 		for _, pt := range ser.Points {
@@ -285,6 +296,8 @@ func TestSeriesAgainstRecords(t *testing.T) {
 		{"admin by user, status code filter", SeriesRequest{Scope: Scope{Tenant: "tenant-2"}, Range: Range{fx.start, fx.end, utc}, Granularity: GrainDay, Metrics: all, GroupBy: []Dimension{DimUser}, Filters: Filters{StatusCode: []int{200, 404}}}, "usage_daily"},
 		{"weeks in Berlin", SeriesRequest{Scope: Scope{Tenant: "tenant-1"}, Range: Range{time.Date(2026, 10, 19, 0, 0, 0, 0, berlin), time.Date(2026, 11, 2, 0, 0, 0, 0, berlin), berlin}, Granularity: GrainWeek, Metrics: all}, "endpoint_hourly"},
 		{"month UTC, every tenant, unique users", SeriesRequest{Range: Range{time.Date(2026, 10, 1, 0, 0, 0, 0, utc), time.Date(2026, 11, 1, 0, 0, 0, 0, utc), utc}, Granularity: GrainMonth, Metrics: []Metric{Requests, UniqueUsers}}, "user_daily"},
+		{"every tenant by user, days", SeriesRequest{Range: Range{fx.start, fx.end, utc}, Granularity: GrainDay, Metrics: []Metric{Requests, UniqueUsers}, GroupBy: []Dimension{DimUser}, Filters: Filters{User: []string{"user-1", "user-2"}}}, "user_daily"},
+		{"every tenant by user and method, Berlin days (raw)", SeriesRequest{Range: berlinDays, Granularity: GrainDay, Metrics: []Metric{Requests, P95ResponseTime}, GroupBy: []Dimension{DimMethod, DimUser}, Filters: Filters{User: []string{"user-1"}}}, "usage_events"},
 		{"user cost by day", SeriesRequest{Scope: Scope{Tenant: "tenant-1", User: "user-3"}, Range: Range{fx.start, fx.end, utc}, Granularity: GrainDay, Metrics: []Metric{Requests, Cost}}, "usage_daily"},
 		{"tenant cost by endpoint, Berlin hours", SeriesRequest{Scope: Scope{Tenant: "tenant-2"}, Range: berlinDays, Granularity: GrainHour, Metrics: []Metric{Cost}, GroupBy: []Dimension{DimEndpoint}}, "usage_hourly"},
 		{"endpoint and method filters", SeriesRequest{Scope: Scope{Tenant: "tenant-3"}, Range: Range{fx.start, fx.end, utc}, Granularity: GrainDay, Metrics: lat, Filters: Filters{Endpoint: []string{"/api/users", "/api/orders"}, Method: []string{"GET"}}}, "endpoint_daily"},

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -149,12 +151,21 @@ func (s *Service) checkRange(r Range, g Granularity) error {
 	if !r.End.After(r.Start) {
 		return invalid("endDate must be after startDate")
 	}
+	// End.Sub(Start) stops at 292 years (the longest time.Duration): it
+	// still compares right, but the span is said from the instants.
 	if span := r.End.Sub(r.Start); span > s.limits.MaxRange {
-		return invalid("the range spans %s: at most %d days", span.Round(time.Hour), int(s.limits.MaxRange.Hours()/24))
+		return invalid("the range spans %s days: at most %s days", days(r), days(Range{Start: r.Start, End: r.Start.Add(s.limits.MaxRange)}))
 	} else if g == GrainMinute && span > s.limits.MaxMinuteRange {
-		return invalid("minute buckets cover at most %d days; use hour or a shorter range", int(s.limits.MaxMinuteRange.Hours()/24))
+		return invalid("the range spans %s days: minute buckets cover at most %s days; use hour or a shorter range",
+			days(r), days(Range{Start: r.Start, End: r.Start.Add(s.limits.MaxMinuteRange)}))
 	}
 	return nil
+}
+
+// days is the length of a range in days, rounded up to hundredths.
+func days(r Range) string {
+	secs := float64(r.End.Unix()-r.Start.Unix()) + float64(r.End.Nanosecond()-r.Start.Nanosecond())/1e9
+	return strconv.FormatFloat(math.Ceil(secs/864)/100, 'f', -1, 64)
 }
 
 // Series computes a time series: one series per group of the GroupBy
@@ -188,11 +199,12 @@ func (s *Service) Series(ctx context.Context, req SeriesRequest) (*SeriesResult,
 		}
 		seen[d] = true
 	}
+	groupBy := withTenant(req.Scope, req.GroupBy)
 	bks := buckets(req.Range, req.Granularity)
 	if len(bks) > s.limits.MaxPoints {
 		return nil, invalid("%d points per series: at most %d; use a coarser granularity or a shorter range", len(bks), s.limits.MaxPoints)
 	}
-	p, err := newPlan(need{scope: req.Scope, rng: req.Range, grain: req.Granularity, metrics: req.Metrics, dims: req.GroupBy, filters: req.Filters, now: s.now(), only: true})
+	p, err := newPlan(need{scope: req.Scope, rng: req.Range, grain: req.Granularity, metrics: req.Metrics, dims: groupBy, filters: req.Filters, now: s.now(), only: true})
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +231,7 @@ func (s *Service) Series(ctx context.Context, req SeriesRequest) (*SeriesResult,
 	if len(groups) > s.limits.MaxSeries {
 		return nil, invalid("%d series: at most %d; add a filter or group by less", len(groups), s.limits.MaxSeries)
 	}
-	if len(groups) == 0 && len(req.GroupBy) == 0 {
+	if len(groups) == 0 && len(groupBy) == 0 {
 		groups[""] = &group{at: map[int64]Aggregate{}}
 		order = append(order, "")
 	}
@@ -228,7 +240,7 @@ func (s *Service) Series(ctx context.Context, req SeriesRequest) (*SeriesResult,
 	for _, key := range order {
 		g := groups[key]
 		ser := Series{Group: map[Dimension]string{}}
-		for i, d := range req.GroupBy {
+		for i, d := range groupBy {
 			ser.Group[d] = g.dims[i]
 		}
 		for _, b := range bks {

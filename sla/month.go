@@ -3,6 +3,8 @@ package sla
 import (
 	"fmt"
 	"time"
+
+	"github.com/apimeter/apimeter/schema"
 )
 
 // Month is a calendar month; its days are those of a time zone.
@@ -11,14 +13,15 @@ type Month struct {
 	Month time.Month
 }
 
-// ParseMonth reads YYYY-MM (years 1970 to 2200).
+// ParseMonth reads YYYY-MM, in the years the store holds (schema.FirstYear
+// to schema.LastYear).
 func ParseMonth(s string) (Month, error) {
 	t, err := time.Parse("2006-01", s)
 	if err != nil || len(s) != len("2006-01") {
 		return Month{}, fmt.Errorf("month %q: want YYYY-MM, such as 2026-11", s)
 	}
-	if t.Year() < 1970 || t.Year() > 2200 {
-		return Month{}, fmt.Errorf("month %q: want a year from 1970 to 2200", s)
+	if !schema.InDateSpan(t) {
+		return Month{}, fmt.Errorf("month %q: out of range: months go from %d-01 to %d-12", s, schema.FirstYear, schema.LastYear)
 	}
 	return Month{t.Year(), t.Month()}, nil
 }

@@ -26,9 +26,10 @@ An account puts a user on a plan, with the day of the month its billing
 cycle starts (1 by default) and a quota mode (the plan's by default).
 Accounts are managed through a running server's admin API: --url
 (APIMETER_URL, default http://localhost:8080) and an admin key, --key
-(APIMETER_KEY, else APIMETER_ADMIN_KEY). A tenant admin's key acts on its
-own tenant; a global admin's names one with --tenant (list: all without).
---json prints JSON.
+(APIMETER_KEY, else APIMETER_ADMIN_KEY). set and delete need a global
+admin's key (tenant *), which names the tenant with --tenant; a tenant
+admin's key reads its own tenant's accounts (get, list). list with a
+global admin's key and no --tenant lists every tenant. --json prints JSON.
 `
 
 // accountJSON is an account as the admin API sends it.

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -178,4 +179,47 @@ func TestAccountsErrors(t *testing.T) {
 	err = dispatch(context.Background(), []string{"accounts", "list", "--url", a.srv.URL}, &stdout, &stderr)
 	require.ErrorContains(t, err, "no admin key")
 	require.Empty(t, a.method)
+}
+
+// Against a real server (its own process: the embedded engine admits one
+// data directory per process): a tenant admin's key reads its tenant's
+// accounts but cannot change a plan, and the CLI says why in the server's
+// words.
+func TestAccountsCLIAsEachRole(t *testing.T) {
+	bin := buildBinary(t)
+	const global = "am_cli-global-admin-key"
+	kenv, _ := kafkaEnv(t)
+	s := startServe(t, bin, append([]string{"APIMETER_DATA_DIR=" + t.TempDir(), "CLICKHOUSE_URL=", "APIMETER_ADMIN_KEY=" + global}, kenv...))
+	s.waitReady(t, 60*time.Second)
+	url := "http://" + s.addr
+	ctx := context.Background()
+	run := func(key string, args ...string) (string, error) {
+		var stdout, stderr bytes.Buffer
+		err := dispatch(ctx, append(args, "--url", url, "--key", key, "--json"), &stdout, &stderr)
+		return stdout.String(), err
+	}
+	out, err := run(global, "keys", "create", "--tenant", "acme", "--user", "boss", "--role", "admin")
+	require.NoError(t, err)
+	var created struct {
+		Secret string `json:"key"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &created), out)
+	tenantAdmin := created.Secret
+	require.NotEmpty(t, tenantAdmin)
+
+	_, err = run(global, "accounts", "set", "u1", "--tenant", "acme", "--plan", "starter")
+	require.NoError(t, err)
+	_, err = run(tenantAdmin, "accounts", "set", "u1", "--plan", "enterprise")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "global admin")
+	require.Contains(t, err.Error(), "403 permission_denied")
+	_, err = run(tenantAdmin, "accounts", "delete", "u1")
+	require.ErrorContains(t, err, "global admin")
+	out, err = run(tenantAdmin, "accounts", "get", "u1")
+	require.NoError(t, err)
+	require.Contains(t, out, `"plan":"starter"`, "the refused calls changed nothing")
+	out, err = run(tenantAdmin, "accounts", "list")
+	require.NoError(t, err)
+	require.Contains(t, out, `"userId":"u1"`)
+	s.stop(t)
 }

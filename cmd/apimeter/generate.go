@@ -43,6 +43,15 @@ func generate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	g.Span = time.Duration(*days) * 24 * time.Hour
 	g.Start = stop.Add(-g.Span)
+	switch {
+	case !schema.InDateSpan(stop):
+		fmt.Fprintf(stderr, "generate: --end %s: out of range: the store holds %s\n", stop.Format(time.RFC3339), schema.DateSpan)
+		return exitCode(2)
+	case !schema.InDateSpan(g.Start):
+		fmt.Fprintf(stderr, "generate: --days %d before --end starts on %s: out of range: the store holds %s\n",
+			*days, g.Start.Format(time.DateOnly), schema.DateSpan)
+		return exitCode(2)
+	}
 
 	cfg, err := config.FromEnv()
 	if err != nil {

@@ -86,8 +86,8 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func rebuildRollups(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rollups rebuild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	from := fs.String("from", "", "start, RFC 3339 or YYYY-MM-DD (UTC); widened to the start of its UTC day")
-	to := fs.String("to", "", "end (exclusive), RFC 3339 or YYYY-MM-DD (UTC); widened to the end of its UTC day")
+	from := fs.String("from", "", "start, RFC 3339 or YYYY-MM-DD (UTC), "+schema.DateSpan+"; widened to the start of its UTC day")
+	to := fs.String("to", "", "end (exclusive), RFC 3339 or YYYY-MM-DD (UTC), "+schema.DateSpan+"; widened to the end of its UTC day")
 	force := fs.Bool("force", false, "allow a range that reaches the last minutes (stop ingestion first)")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
@@ -97,6 +97,15 @@ func rebuildRollups(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err1 != nil || err2 != nil {
 		fmt.Fprintln(stderr, "rollups rebuild: --from and --to must be RFC 3339 times or YYYY-MM-DD dates")
 		return exitCode(2)
+	}
+	for _, x := range []struct {
+		flag string
+		t    time.Time
+	}{{"--from", f}, {"--to", t}} {
+		if !schema.InDateSpan(x.t) {
+			fmt.Fprintf(stderr, "rollups rebuild: %s %s: out of range: the rollups hold %s\n", x.flag, x.t.Format(time.RFC3339), schema.DateSpan)
+			return exitCode(2)
+		}
 	}
 	cfg, err := config.FromEnv()
 	if err != nil {

@@ -10,7 +10,7 @@ SELECT
     max(response_time_max_us) AS agg_time_max,
     sum(request_bytes) AS agg_request_bytes,
     sum(response_bytes) AS agg_response_bytes,
-    uniqExact(user_id) AS agg_users
+    uniqExact(tenant_id, user_id) AS agg_users
 FROM usage_daily
 WHERE bucket >= {start:DateTime64(3, 'UTC')} AND bucket < {end:DateTime64(3, 'UTC')}
   AND status_code IN {f_status_code:Array(UInt16)}
