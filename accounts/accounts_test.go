@@ -221,7 +221,7 @@ func TestAccountValidate(t *testing.T) {
 	}{
 		{Account{Tenant: "", User: "u1", Plan: "pro"}, "tenantId"},
 		{Account{Tenant: auth.AllTenants, User: "u1", Plan: "pro"}, "tenantId"},
-		{Account{Tenant: "acme", User: "u 1", Plan: "pro"}, "userId"},
+		{Account{Tenant: "acme", User: "u\x001", Plan: "pro"}, "userId"},
 		{Account{Tenant: "acme", User: strings.Repeat("u", 129), Plan: "pro"}, "userId"},
 		{Account{Tenant: "acme", User: "u1"}, "plan"},
 		{Account{Tenant: "acme", User: "u1", Plan: "gold"}, "plan"},
