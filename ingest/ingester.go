@@ -35,6 +35,11 @@ type Config struct {
 	// the embedded broker, which admits no member without it
 	// (LoadGroupSecret). Empty for any other broker.
 	GroupSecret string
+	// InsertSettings go with every insert of a batch, besides its token:
+	// on a ClickHouse cluster, forwarding to the shards before the insert
+	// returns and a quorum of replicas (schema.Layout.InsertSettings).
+	// Default none (one server).
+	InsertSettings []store.Setting
 	// GroupCheckInterval is how often the group is described to find
 	// members that are not apimeter ingesters. Default 15 seconds.
 	GroupCheckInterval time.Duration
@@ -710,7 +715,7 @@ func (in *Ingester) loadBatch(ctx context.Context, b *Batch) error {
 func (in *Ingester) insert(ctx context.Context, table string, blk *store.Block, tok string) error {
 	backoff := in.cfg.RetryMin
 	for {
-		err := in.store.Insert(ctx, table, blk, store.InsertOptions{DedupToken: tok})
+		err := in.store.Insert(ctx, table, blk, store.InsertOptions{DedupToken: tok, Settings: in.cfg.InsertSettings})
 		if err == nil {
 			return nil
 		}

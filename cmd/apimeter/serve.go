@@ -139,6 +139,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if roles["ingest"] {
 		icfg := ingestConfig(cfg, brokers)
 		icfg.GroupSecret = groupSecret
+		icfg.InsertSettings = layout.InsertSettings()
 		if len(cfg.Dimensions) > 0 {
 			icfg.Dimensions = dims.NewFolder(cfg.Dimensions, reg)
 		}
