@@ -3,10 +3,13 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -17,7 +20,9 @@ import (
 // directory and reloads it on start; writes reach the disk at the
 // operating system's pace (like Kafka's default flush policy), so a
 // machine crash can lose the last records written, while a process crash
-// does not. Records older than the retention are deleted (hourly).
+// does not. Records older than the retention are deleted (hourly). Anyone
+// may produce to it; with BrokerConfig.Group set, only members presenting
+// the group's secret join that group or write its offsets (guard.go).
 type Broker struct {
 	cluster *kfake.Cluster
 }
@@ -33,6 +38,15 @@ type BrokerConfig struct {
 	Topics     []string
 	Partitions int
 	Retention  time.Duration
+	// Group is the ingesters' consumer group. When set, the broker
+	// guards it (guard.go): only members presenting GroupSecret join it,
+	// and no one else commits or deletes its offsets. Empty: no guard.
+	Group       string
+	GroupSecret string
+	// Log receives the guard's warnings (nil: discard); Registerer its
+	// metrics (nil: none).
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // StartBroker starts the embedded broker.
@@ -48,11 +62,24 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if cfg.Partitions <= 0 {
 		cfg.Partitions = 4
 	}
+	if cfg.Group != "" && len(cfg.GroupSecret) < 32 {
+		return nil, fmt.Errorf("embedded kafka: guarding group %s needs a secret (LoadGroupSecret)", cfg.Group)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	// The broker listens as it is made, before its guard can be
+	// installed: connections wait at the gate until it is.
+	gate := make(chan struct{})
 	opts := []kfake.Opt{
 		kfake.Ports(port),
 		kfake.ListenFn(func(network, address string) (net.Listener, error) {
 			_, p, _ := net.SplitHostPort(address)
-			return net.Listen(network, net.JoinHostPort(host, p))
+			ln, err := net.Listen(network, net.JoinHostPort(host, p))
+			if err != nil {
+				return nil, err
+			}
+			return &gatedListener{Listener: ln, gate: gate, closed: make(chan struct{})}, nil
 		}),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(cfg.Partitions),
@@ -63,9 +90,14 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
+		close(gate)
 		return nil, fmt.Errorf("embedded kafka on %s: %w", cfg.Addr, err)
 	}
 	b := &Broker{cluster: c}
+	if cfg.Group != "" {
+		installGroupGuard(c, cfg.Group, cfg.GroupSecret, cfg.Log, cfg.Registerer)
+	}
+	close(gate)
 	if err := b.setRetention(cfg); err != nil {
 		c.Close()
 		return nil, err
@@ -102,6 +134,28 @@ func (b *Broker) setRetention(cfg BrokerConfig) error {
 		}
 	}
 	return nil
+}
+
+// gatedListener accepts no connection before its gate opens.
+type gatedListener struct {
+	net.Listener
+	gate      <-chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *gatedListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.gate:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+	return l.Listener.Accept()
+}
+
+func (l *gatedListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
 }
 
 // Addr is the address clients connect to.

@@ -31,6 +31,18 @@ type Config struct {
 	DeadLetterTopic string
 	// Group is the consumer group. Default "apimeter-ingest".
 	Group string
+	// GroupSecret is what the ingester presents when it joins Group on
+	// the embedded broker, which admits no member without it
+	// (LoadGroupSecret). Empty for any other broker.
+	GroupSecret string
+	// InsertSettings go with every insert of a batch, besides its token:
+	// on a ClickHouse cluster, forwarding to the shards before the insert
+	// returns and a quorum of replicas (schema.Layout.InsertSettings).
+	// Default none (one server).
+	InsertSettings []store.Setting
+	// GroupCheckInterval is how often the group is described to find
+	// members that are not apimeter ingesters. Default 15 seconds.
+	GroupCheckInterval time.Duration
 	// Partitions is the partition count used when the ingester creates the
 	// topic. Default 4.
 	Partitions int
@@ -107,6 +119,9 @@ func (c *Config) setDefaults() {
 	if c.Loads <= 0 {
 		c.Loads = min(max(runtime.GOMAXPROCS(0), 2), 8)
 	}
+	if c.GroupCheckInterval <= 0 {
+		c.GroupCheckInterval = 15 * time.Second
+	}
 }
 
 // Store is what the ingester needs of a store.
@@ -127,8 +142,15 @@ type Ingester struct {
 	metrics *metrics
 	offsets offsetStore
 	client  *kafka.Client
-	dlq     *kafka.Writer
-	loads   chan struct{} // slots for concurrent loads
+	// Connections: the client's and the dead letters' (transport), the
+	// consumer group's and the readers' (dialer).
+	transport *kafka.Transport
+	dialer    *kafka.Dialer
+	dlq       *kafka.Writer
+	loads     chan struct{} // slots for concurrent loads
+
+	groupMu     sync.Mutex
+	lastForeign []foreignMember // what the last group check found
 
 	// newReader opens a partition's message source; tests replace it.
 	newReader func(partition int, offset int64) messageSource
@@ -151,23 +173,29 @@ func New(cfg Config, st Store, log *slog.Logger, reg prometheus.Registerer) (*In
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("ingest: no Kafka brokers")
 	}
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	// Every connection carries ClientID: the group check tells
+	// ingesters by it.
+	transport := &kafka.Transport{ClientID: ClientID}
+	dialer := &kafka.Dialer{ClientID: ClientID, Timeout: 10 * time.Second, DualStack: true}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport}
 	in := &Ingester{
-		cfg:     cfg,
-		store:   st,
-		log:     log,
-		metrics: newMetrics(reg),
-		client:  client,
-		offsets: &groupOffsets{client: client, group: cfg.Group, topic: cfg.Topic},
-		loads:   make(chan struct{}, cfg.Loads),
+		cfg:       cfg,
+		store:     st,
+		log:       log,
+		metrics:   newMetrics(reg),
+		client:    client,
+		transport: transport,
+		dialer:    dialer,
+		offsets:   &groupOffsets{client: client, group: cfg.Group, topic: cfg.Topic},
+		loads:     make(chan struct{}, cfg.Loads),
 		dlq: &kafka.Writer{
-			Addr: kafka.TCP(cfg.Brokers...), Topic: cfg.DeadLetterTopic, Balancer: &kafka.Hash{},
+			Addr: kafka.TCP(cfg.Brokers...), Topic: cfg.DeadLetterTopic, Balancer: &kafka.Hash{}, Transport: transport,
 			RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, AllowAutoTopicCreation: true,
 		},
 	}
 	in.newReader = func(partition int, offset int64) messageSource {
 		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers: cfg.Brokers, Topic: cfg.Topic, Partition: partition,
+			Brokers: cfg.Brokers, Topic: cfg.Topic, Partition: partition, Dialer: dialer,
 			MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond, QueueCapacity: 10_000,
 			ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
 			ErrorLogger: kafkaLogger(log, slog.LevelDebug),
@@ -181,8 +209,12 @@ func New(cfg Config, st Store, log *slog.Logger, reg prometheus.Registerer) (*In
 // Stats is a snapshot of the ingester's progress.
 func (in *Ingester) Stats() Stats { return in.metrics.snapshot(time.Now()) }
 
-// Close releases the ingester's Kafka writers.
-func (in *Ingester) Close() error { return in.dlq.Close() }
+// Close releases the ingester's Kafka writers and connections.
+func (in *Ingester) Close() error {
+	err := in.dlq.Close()
+	in.transport.CloseIdleConnections()
+	return err
+}
 
 func kafkaLogger(log *slog.Logger, level slog.Level) kafka.LoggerFunc {
 	return func(msg string, args ...any) {
@@ -216,18 +248,25 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: in.cfg.Group, Brokers: in.cfg.Brokers, Topics: []string{in.cfg.Topic},
+		ID: in.cfg.Group, Brokers: in.cfg.Brokers, Topics: []string{in.cfg.Topic}, Dialer: in.dialer,
+		GroupBalancers:    []kafka.GroupBalancer{ingesterBalancer{secret: in.cfg.GroupSecret}},
 		StartOffset:       kafka.FirstOffset,
 		HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second,
 		JoinGroupBackoff:      time.Second,
 		WatchPartitionChanges: true, PartitionWatchInterval: 5 * time.Second,
-		Logger:      kafkaLogger(in.log, slog.LevelDebug),
-		ErrorLogger: kafkaLogger(in.log, slog.LevelDebug),
+		Logger: kafkaLogger(in.log, slog.LevelDebug),
+		// A failed join is worth a warning: it is how an ingester the
+		// broker refuses (another process on the embedded broker, a
+		// group held by a consumer speaking another protocol) shows.
+		ErrorLogger: kafkaLogger(in.log, slog.LevelWarn),
 	})
 	if err != nil {
 		return fmt.Errorf("ingest: consumer group: %w", err)
 	}
 	defer group.Close()
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go in.watchGroup(wctx)
 	in.log.Info("ingester started", "topic", in.cfg.Topic, "group", in.cfg.Group, "brokers", in.cfg.Brokers)
 	for {
 		gen, err := group.Next(ctx)
@@ -676,7 +715,7 @@ func (in *Ingester) loadBatch(ctx context.Context, b *Batch) error {
 func (in *Ingester) insert(ctx context.Context, table string, blk *store.Block, tok string) error {
 	backoff := in.cfg.RetryMin
 	for {
-		err := in.store.Insert(ctx, table, blk, store.InsertOptions{DedupToken: tok})
+		err := in.store.Insert(ctx, table, blk, store.InsertOptions{DedupToken: tok, Settings: in.cfg.InsertSettings})
 		if err == nil {
 			return nil
 		}
@@ -754,8 +793,11 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d)/2+1))
 }
 
-// Ready checks the brokers answer and every partition of the topic has a
-// leader.
+// Ready checks the brokers answer, every partition of the topic has a
+// leader, and no one but ingesters is in the consumer group.
 func (in *Ingester) Ready(ctx context.Context) error {
-	return topicReady(ctx, in.client, in.cfg.Topic)
+	if err := topicReady(ctx, in.client, in.cfg.Topic); err != nil {
+		return err
+	}
+	return in.checkGroup(ctx)
 }

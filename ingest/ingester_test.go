@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
@@ -218,7 +219,15 @@ func ledgerMessages(t testing.TB, db store.Driver, topic string) uint64 {
 
 func runIngester(t testing.TB, cfg Config, db Store) (stop func()) {
 	t.Helper()
-	in, err := New(cfg, db, quietLog(), nil)
+	_, stop = startIngester(t, cfg, db, quietLog(), nil)
+	return stop
+}
+
+// startIngester runs an ingester with a logger and a registry of the
+// test's choosing.
+func startIngester(t testing.TB, cfg Config, db Store, log *slog.Logger, reg prometheus.Registerer) (in *Ingester, stop func()) {
+	t.Helper()
+	in, err := New(cfg, db, log, reg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -239,7 +248,7 @@ func runIngester(t testing.TB, cfg Config, db Store) (stop func()) {
 		in.Close()
 	}
 	t.Cleanup(stop)
-	return stop
+	return in, stop
 }
 
 func TestIngestStoresEveryRecordOnce(t *testing.T) {

@@ -23,6 +23,7 @@ type metrics struct {
 	windowIDs    *prometheus.GaugeVec
 	truncated    prometheus.Counter
 	owned        prometheus.Gauge
+	foreign      prometheus.Gauge
 
 	mu    sync.Mutex
 	stats Stats
@@ -87,11 +88,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		owned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "apimeter_ingest_partitions", Help: "Partitions this ingester consumes now.",
 		}),
+		foreign: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "apimeter_ingest_foreign_group_members", Help: "Members of the ingesters' consumer group that are not apimeter ingesters, at the last check.",
+		}),
 	}
 	m.stats.Lag = map[string]int64{}
 	m.stats.DLQ = map[Reason]uint64{}
 	if reg != nil {
-		reg.MustRegister(m.records, m.dlq, m.batches, m.batchRecords, m.loadSeconds, m.delay, m.lag, m.retries, m.replays, m.windowIDs, m.truncated, m.owned)
+		reg.MustRegister(m.records, m.dlq, m.batches, m.batchRecords, m.loadSeconds, m.delay, m.lag, m.retries, m.replays, m.windowIDs, m.truncated, m.owned, m.foreign)
 	}
 	return m
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
 )
 
@@ -394,4 +395,54 @@ func readTopicAll(t *testing.T, brokers []string, topic string, n int) []kafka.M
 	wg.Wait()
 	require.Len(t, out, n)
 	return out
+}
+
+// recordingStore notes the options of every insert, per table.
+type recordingStore struct {
+	Store
+	mu   sync.Mutex
+	opts map[string][]store.InsertOptions
+}
+
+func (r *recordingStore) Insert(ctx context.Context, table string, b *store.Block, opts store.InsertOptions) error {
+	r.mu.Lock()
+	r.opts[table] = append(r.opts[table], opts)
+	r.mu.Unlock()
+	return r.Store.Insert(ctx, table, b, opts)
+}
+
+// TestInsertsCarryTheLayoutsSettings: every insert the exactly-once
+// argument covers — records, feature uses, rejections and the ledger —
+// carries its token and the layout's insert settings (on a cluster:
+// foreground forwarding and a quorum; the embedded engine takes the
+// settings on its plain tables), and a single server's none.
+func TestInsertsCarryTheLayoutsSettings(t *testing.T) {
+	brokers := testBrokers(t)
+	db := migratedStore(t)
+	for _, layout := range []schema.Layout{{Cluster: "apimeter"}, schema.Single} {
+		cfg := testConfig(brokers)
+		cfg.InsertSettings = layout.InsertSettings()
+		rec := &recordingStore{Store: db, opts: map[string][]store.InsertOptions{}}
+		w := newWorkload(2000, time.Now())
+		produce(t, cfg, w.msgs)
+		stop := runIngester(t, cfg, rec)
+		waitFor(t, time.Minute, "every message loaded", func() bool { return ledgerMessages(t, db, cfg.Topic) >= uint64(len(w.msgs)) })
+		stop()
+		w.checkStoredOnce(t, db, cfg.Topic)
+		// The rollups are not kept per topic: empty them for the next run.
+		for _, table := range []string{"usage_hourly", "usage_daily", "endpoint_hourly", "endpoint_daily", "feature_usage_daily"} {
+			require.NoError(t, db.Exec(context.Background(), "TRUNCATE TABLE "+table))
+		}
+
+		rec.mu.Lock()
+		for _, table := range []string{"usage_events", "feature_usage", "ingest_rejections", "ingest_batches"} {
+			require.NotEmpty(t, rec.opts[table], "%s (cluster %q)", table, layout.Cluster)
+			for _, o := range rec.opts[table] {
+				require.NotEmpty(t, o.DedupToken, table)
+				require.Equal(t, layout.InsertSettings(), o.Settings, "%s (cluster %q)", table, layout.Cluster)
+			}
+		}
+		rec.mu.Unlock()
+	}
+	require.NotEmpty(t, schema.Layout{Cluster: "apimeter"}.InsertSettings())
 }

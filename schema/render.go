@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"text/template"
+
+	"github.com/apimeter/apimeter/store"
 )
 
 // Layout says how the DDL is rendered: for one server (and the embedded
@@ -179,4 +181,37 @@ func splitStatements(sql string) []string {
 	}
 	flush()
 	return out
+}
+
+// InsertSettings are the settings of every insert the ingester makes
+// exactly once (records, feature uses, rejections, the ledger), besides
+// its deduplication token. One server needs none: the insert returns
+// once the part is in the table. On a cluster the plain names are
+// Distributed tables, which by default return as soon as the rows sit in
+// the receiving node's queue, before any shard holds them; so (DESIGN.md,
+// "Exactly once, and why"):
+//
+//   - distributed_foreground_insert: the insert returns only after every
+//     shard's replica took its rows; the query's settings, the token
+//     included, travel with them, so each shard's local table (and the
+//     views on it) deduplicates a replay by itself;
+//   - insert_quorum 'auto': that replica returns only after a majority of
+//     its shard's replicas hold the part, so losing one node loses no
+//     acknowledged insert (with one replica per shard it is 1: no quorum,
+//     as there is no second copy to wait for);
+//   - insert_quorum_parallel: loads of several partitions run at once;
+//     without it the second would be refused while the first waits;
+//   - insert_quorum_timeout 60 s: a replica that stops answering mid-way
+//     fails the insert within a minute, to be retried with backoff,
+//     rather than after the default ten.
+func (l Layout) InsertSettings() []store.Setting {
+	if l.Cluster == "" {
+		return nil
+	}
+	return []store.Setting{
+		{Name: "distributed_foreground_insert", Value: "1"},
+		{Name: "insert_quorum", Value: "auto"},
+		{Name: "insert_quorum_parallel", Value: "1"},
+		{Name: "insert_quorum_timeout", Value: "60000"},
+	}
 }

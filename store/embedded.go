@@ -303,14 +303,11 @@ func insertPrefix(table string, b *Block, opts InsertOptions) ([]byte, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
-	q := []byte("INSERT INTO " + table + " (" + b.ColumnNames() + ")")
-	if opts.DedupToken != "" {
-		if !validToken(opts.DedupToken) {
-			return nil, fmt.Errorf("store: invalid deduplication token %q", opts.DedupToken)
-		}
-		q = append(q, " SETTINGS insert_deduplicate = 1, insert_deduplication_token = '"+opts.DedupToken+"', deduplicate_blocks_in_dependent_materialized_views = 1"...)
+	settings, err := opts.SettingsClause()
+	if err != nil {
+		return nil, err
 	}
-	return q, nil
+	return []byte("INSERT INTO " + table + " (" + b.ColumnNames() + ")" + settings), nil
 }
 
 func validTable(s string) bool {

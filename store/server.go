@@ -95,18 +95,19 @@ func (s *Server) Query(ctx context.Context, query string, params ...Param) (Rows
 
 // Insert implements Driver: each column of the block is appended whole.
 func (s *Server) Insert(ctx context.Context, table string, b *Block, opts InsertOptions) error {
-	if _, err := insertPrefix(table, b, InsertOptions{}); err != nil {
+	if _, err := insertPrefix(table, b, opts); err != nil {
 		return err
 	}
-	if opts.DedupToken != "" {
-		if !validToken(opts.DedupToken) {
-			return fmt.Errorf("store: invalid deduplication token %q", opts.DedupToken)
+	settings, err := opts.settings()
+	if err != nil {
+		return err
+	}
+	if len(settings) > 0 {
+		cs := clickhouse.Settings{}
+		for _, s := range settings {
+			cs[s.Name] = s.Value // sent as text, read by the server as it reads the same setting in SQL
 		}
-		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
-			"insert_deduplicate":                                 1,
-			"insert_deduplication_token":                         opts.DedupToken,
-			"deduplicate_blocks_in_dependent_materialized_views": 1,
-		}))
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(cs))
 	}
 	class, err := s.gate.acquire(ctx)
 	if err != nil {

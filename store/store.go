@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -35,6 +36,69 @@ type InsertOptions struct {
 	// tables need non_replicated_deduplication_window). Characters are
 	// limited to letters, digits and "._:-/".
 	DedupToken string
+	// Settings are further settings of the insert, after the token's:
+	// on a ClickHouse cluster, how it is forwarded to the shards and how
+	// many replicas must hold it before it returns
+	// (schema.Layout.InsertSettings).
+	Settings []Setting
+}
+
+// Setting is one query setting. Name is a setting's name; Value a number,
+// or a word the engine reads as a string ("auto"), limited to the
+// characters of a deduplication token.
+type Setting struct {
+	Name, Value string
+}
+
+// settings are all the settings of an insert: the deduplication ones
+// when it has a token, then opts.Settings. Both drivers send these.
+func (o InsertOptions) settings() ([]Setting, error) {
+	var out []Setting
+	if o.DedupToken != "" {
+		if !validToken(o.DedupToken) {
+			return nil, fmt.Errorf("store: invalid deduplication token %q", o.DedupToken)
+		}
+		out = append(out,
+			Setting{"insert_deduplicate", "1"},
+			Setting{"insert_deduplication_token", o.DedupToken},
+			Setting{"deduplicate_blocks_in_dependent_materialized_views", "1"})
+	}
+	for _, s := range o.Settings {
+		if !settingNameRE.MatchString(s.Name) || s.Value == "" || !validToken(s.Value) {
+			return nil, fmt.Errorf("store: invalid setting %q = %q", s.Name, s.Value)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+var (
+	settingNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,127}$`)
+	numberRE      = regexp.MustCompile(`^[0-9]+$`)
+)
+
+// SettingsClause is the insert's SETTINGS clause as the embedded driver
+// writes it (empty without settings): numbers bare, other values quoted.
+func (o InsertOptions) SettingsClause() (string, error) {
+	settings, err := o.settings()
+	if err != nil || len(settings) == 0 {
+		return "", err
+	}
+	var b strings.Builder
+	for i, s := range settings {
+		if i == 0 {
+			b.WriteString(" SETTINGS ")
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(s.Name + " = ")
+		if numberRE.MatchString(s.Value) {
+			b.WriteString(s.Value)
+		} else {
+			b.WriteString("'" + s.Value + "'")
+		}
+	}
+	return b.String(), nil
 }
 
 // Config selects and tunes a driver.

@@ -217,6 +217,30 @@ func TestInsertRejectsBadInput(t *testing.T) {
 	require.ErrorContains(t, d.Insert(ctx, "t", b, store.InsertOptions{DedupToken: "x'; SELECT 1"}), "invalid deduplication token")
 }
 
+// TestInsertSettingsReachTheEngine: an insert's settings are the
+// engine's, not decoration: one that limits partitions per insert
+// refuses a block spanning two; names and values that are not plain
+// words are refused before anything is sent.
+func TestInsertSettingsReachTheEngine(t *testing.T) {
+	d := storetest.Open(t)
+	ctx := context.Background()
+	require.NoError(t, d.Exec(ctx, `CREATE TABLE p (day UInt32, v UInt8) ENGINE = MergeTree PARTITION BY day ORDER BY v`))
+	two := store.NewBlock().Add("day", "UInt32", []uint32{1, 2}).Add("v", "UInt8", []uint8{1, 2})
+	one := []store.Setting{{Name: "max_partitions_per_insert_block", Value: "1"}}
+	require.ErrorContains(t, d.Insert(ctx, "p", two, store.InsertOptions{Settings: one}), "Too many partitions")
+	require.ErrorContains(t, d.Insert(ctx, "p", two, store.InsertOptions{DedupToken: "x", Settings: one}), "Too many partitions")
+	require.NoError(t, d.Insert(ctx, "p", two, store.InsertOptions{}))
+
+	for _, s := range []store.Setting{
+		{Name: "max_threads; DROP TABLE p", Value: "1"},
+		{Name: "", Value: "1"},
+		{Name: "insert_quorum", Value: "1'; DROP TABLE p; --"},
+		{Name: "insert_quorum", Value: ""},
+	} {
+		require.ErrorContains(t, d.Insert(ctx, "p", two, store.InsertOptions{Settings: []store.Setting{s}}), "invalid setting", "%+v", s)
+	}
+}
+
 func TestStreamsLargeResultsAndStopsOnCancel(t *testing.T) {
 	d := storetest.Open(t)
 	ctx := context.Background()

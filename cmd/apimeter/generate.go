@@ -62,7 +62,8 @@ func generate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer db.Close()
-	m, err := schema.NewMigrator(db, schema.Layout{Cluster: cfg.ClickHouseCluster}, nil)
+	layout := schema.Layout{Cluster: cfg.ClickHouseCluster}
+	m, err := schema.NewMigrator(db, layout, nil)
 	if err != nil {
 		return err
 	}
@@ -85,12 +86,12 @@ func generate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	flush := func() error {
 		tok := fmt.Sprintf("generate:%d:%d:%d:%d", g.Seed, stop.Unix(), g.Count, k)
 		if usage.Len() > 0 {
-			if err := db.Insert(ctx, "usage_events", usage.Block(), store.InsertOptions{DedupToken: tok}); err != nil {
+			if err := db.Insert(ctx, "usage_events", usage.Block(), store.InsertOptions{DedupToken: tok, Settings: layout.InsertSettings()}); err != nil {
 				return err
 			}
 		}
 		if features.Len() > 0 {
-			if err := db.Insert(ctx, "feature_usage", features.Block(), store.InsertOptions{DedupToken: tok}); err != nil {
+			if err := db.Insert(ctx, "feature_usage", features.Block(), store.InsertOptions{DedupToken: tok, Settings: layout.InsertSettings()}); err != nil {
 				return err
 			}
 		}

@@ -52,10 +52,10 @@ type server struct {
 	done chan error
 }
 
-func startServe(t *testing.T, bin string, env []string) *server {
+func startServe(t *testing.T, bin string, env []string, args ...string) *server {
 	t.Helper()
 	s := &server{addr: freeAddr(t), out: &bytes.Buffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(bin, "serve")
+	s.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
 	s.cmd.Env = append(append(os.Environ(), env...), "APIMETER_HTTP_ADDR="+s.addr)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	require.NoError(t, s.cmd.Start())

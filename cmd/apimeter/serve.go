@@ -103,10 +103,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	brokers := cfg.KafkaBrokers
+	// The embedded broker admits to the ingesters' group only members
+	// presenting this secret: the ingester of this process.
+	var groupSecret string
 	if len(brokers) == 0 {
+		kafkaDir := filepath.Join(cfg.DataDir, "kafka")
+		if groupSecret, err = ingest.LoadGroupSecret(kafkaDir); err != nil {
+			return err
+		}
 		br, err := ingest.StartBroker(ingest.BrokerConfig{
-			Addr: cfg.EmbeddedKafkaAddr, DataDir: filepath.Join(cfg.DataDir, "kafka"),
+			Addr: cfg.EmbeddedKafkaAddr, DataDir: kafkaDir,
 			Topics: []string{cfg.KafkaTopic, cfg.KafkaTopic + "-dlq", events.Topic}, Partitions: cfg.KafkaPartitions,
+			Group: cfg.KafkaGroup, GroupSecret: groupSecret, Log: log, Registerer: reg,
 		})
 		if err != nil {
 			return err
@@ -133,6 +141,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var ingestStats api.IngestStats
 	if roles["ingest"] {
 		icfg := ingestConfig(cfg, brokers)
+		icfg.GroupSecret = groupSecret
+		icfg.InsertSettings = layout.InsertSettings()
 		if len(cfg.Dimensions) > 0 {
 			icfg.Dimensions = dims.NewFolder(cfg.Dimensions, reg)
 		}
