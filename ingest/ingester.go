@@ -117,12 +117,16 @@ func (c *Config) setDefaults() {
 		c.RetryMax = 10 * time.Second
 	}
 	if c.Loads <= 0 {
-		c.Loads = min(max(runtime.GOMAXPROCS(0), 2), 8)
+		c.Loads = DefaultLoads()
 	}
 	if c.GroupCheckInterval <= 0 {
 		c.GroupCheckInterval = 15 * time.Second
 	}
 }
+
+// DefaultLoads is Config.Loads' default: GOMAXPROCS, at least 2 and at
+// most 8.
+func DefaultLoads() int { return min(max(runtime.GOMAXPROCS(0), 2), 8) }
 
 // Store is what the ingester needs of a store.
 type Store interface {

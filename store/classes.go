@@ -74,6 +74,13 @@ type ClassLimits struct {
 // interactive work with every other class at its default cap.
 const DefaultConns = 8
 
+// wanted is how many connections the caps want: every class at its cap,
+// and two for interactive work.
+func (l ClassLimits) wanted() int {
+	c := l.caps(1 << 20)
+	return c[Ingest] + c[Background] + c[Export] + 2
+}
+
 func (l ClassLimits) caps(total int) [numClasses]int {
 	share := min(2, max(1, (total-2)/3))
 	def := func(v int) int {

@@ -24,15 +24,15 @@ const defaultServerConns = 10
 
 // OpenServer connects to the server rawURL names
 // (clickhouse://user:pass@host:9000/db?dial_timeout=5s…); the URL's
-// max_open_conns (default 10) is shared between the classes of work as
-// limits says.
+// max_open_conns (default 10, or what limits want) is shared between the
+// classes of work as limits says.
 func OpenServer(ctx context.Context, rawURL string, limits ClassLimits) (*Server, error) {
 	opts, err := clickhouse.ParseDSN(strings.Replace(rawURL, "tcp://", "clickhouse://", 1))
 	if err != nil {
 		return nil, fmt.Errorf("CLICKHOUSE_URL %s: %w", RedactURL(rawURL), err)
 	}
 	if opts.MaxOpenConns <= 0 {
-		opts.MaxOpenConns = defaultServerConns
+		opts.MaxOpenConns = max(defaultServerConns, limits.wanted())
 	}
 	conn, err := clickhouse.Open(opts)
 	if err != nil {

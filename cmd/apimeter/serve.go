@@ -58,7 +58,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(level, cfg.LogFormat, stderr)
 
-	db, err := store.Open(ctx, cfg.Store())
+	// The ingester's loads have a share of the connections of their own;
+	// two more each for jobs and exports, and at least two are left for
+	// interactive reads.
+	scfg := cfg.Store()
+	scfg.Limits.Ingest = ingest.DefaultLoads()
+	scfg.Conns = max(scfg.Conns, scfg.Limits.Ingest+6)
+	db, err := store.Open(ctx, scfg)
 	if err != nil {
 		return err
 	}
