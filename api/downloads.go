@@ -74,9 +74,9 @@ const (
 
 // downloads admits exports and carries their bytes.
 type downloads struct {
-	lim    DownloadLimits
-	disk   *semaphore.Weighted
-	mem    *semaphore.Weighted
+	lim  DownloadLimits
+	disk *semaphore.Weighted
+	mem  *semaphore.Weighted
 
 	mu      sync.Mutex
 	running int

@@ -40,9 +40,9 @@ type spool struct {
 	// stays there (memory freed by the reader would otherwise cut the
 	// files into slivers).
 	spilled bool
-	next  int        // number of the next segment file
-	done  bool       // the writer finished
-	err   error      // why it stopped early
+	next    int   // number of the next segment file
+	done    bool  // the writer finished
+	err     error // why it stopped early
 
 	w *os.File // the file segment being written
 
