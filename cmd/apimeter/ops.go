@@ -108,7 +108,7 @@ func subjectOf(e monitor.Event) string {
 // jobs are apimeter's background jobs (the product contract's schedules).
 func jobs(cfg config.Config, db store.Driver, layout schema.Layout, mon *monitor.Monitor, lim *limits.Limiter, reg prometheus.Registerer, log *slog.Logger) []scheduler.Job {
 	repairs := prometheus.NewCounter(prometheus.CounterOpts{Name: "apimeter_rollup_repairs_total", Help: "Rollup days rebuilt because they disagreed with the raw records."})
-	pending := prometheus.NewGauge(prometheus.GaugeOpts{Name: "apimeter_rollup_mismatched_days", Help: "Recent days whose rollups disagree with the raw records, waiting to be complete before a rebuild."})
+	pending := prometheus.NewGauge(prometheus.GaugeOpts{Name: "apimeter_rollup_mismatches_pending", Help: "Recent days whose rollups disagree with the raw records, waiting to be complete before a rebuild."})
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "apimeter_cleanup_partitions_dropped_total", Help: "Raw-record partitions dropped past the retention."})
 	reg.MustRegister(repairs, pending, dropped)
 	return []scheduler.Job{
