@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -19,9 +20,10 @@ import (
 // byte as soon as it is written, and drops each segment once read.
 //
 // A segment is kept in memory while the reader keeps up — a little per
-// export, from a memory budget shared by all exports — and otherwise in a
-// file under the spool's directory, paid for from a disk budget shared by
-// all exports. When the disk budget is spent the writer waits for readers
+// export, from a memory budget shared by all exports; the writer waits
+// for a reader that drains it as fast as it fills — and otherwise, once
+// the reader has fallen behind, in a file under the spool's directory,
+// paid for from a disk budget shared by all exports. When the disk budget is spent the writer waits for readers
 // to free some, so the spool never holds more than the two budgets,
 // whatever the clients do; a fast client's export never touches the disk.
 type spool struct {
@@ -34,6 +36,7 @@ type spool struct {
 
 	mu    sync.Mutex
 	cond  sync.Cond
+	freed chan struct{} // a memory segment was read (the writer may wait for one)
 	segs  []*segment // not yet dropped, oldest first
 	inMem int64      // bytes held in memory segments
 	// spilled: the reader fell behind and the export went to files; it
@@ -61,11 +64,15 @@ type segment struct {
 // memSegment is a memory segment's capacity.
 const memSegment = 256 << 10
 
+// memBuffers recycles memory segments: a fast export passes gigabytes
+// through a few of them.
+var memBuffers = sync.Pool{New: func() any { return new([memSegment]byte) }}
+
 func newSpool(dir string, segSize int64, disk, mem *semaphore.Weighted, memMax int64, onDisk func(int64)) *spool {
 	if onDisk == nil {
 		onDisk = func(int64) {}
 	}
-	s := &spool{dir: dir, segSize: segSize, disk: disk, mem: mem, memMax: memMax, onDisk: onDisk}
+	s := &spool{dir: dir, segSize: segSize, disk: disk, mem: mem, memMax: memMax, onDisk: onDisk, freed: make(chan struct{}, 1)}
 	s.cond.L = &s.mu
 	return s
 }
@@ -84,7 +91,10 @@ func (w spoolWriter) Write(p []byte) (int, error) { return w.s.write(w.ctx, p) }
 func (s *spool) write(ctx context.Context, p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		n := s.writeMemory(p)
+		n, err := s.writeMemory(ctx, p)
+		if err != nil {
+			return written, err
+		}
 		if n == 0 {
 			var err error
 			if n, err = s.writeFile(ctx, p); err != nil {
@@ -98,15 +108,50 @@ func (s *spool) write(ctx context.Context, p []byte) (int, error) {
 }
 
 // writeMemory puts the start of p in a memory segment if this export and
-// the shared budget have room; it returns how much it took (0: none).
-func (s *spool) writeMemory(p []byte) int {
+// the shared budget have room; it returns how much it took (0: none, the
+// export goes to files). When this export's share is full it waits for
+// the reader — a client that keeps up frees it within milliseconds — but
+// no longer than spillAfter without the reader freeing any.
+func (s *spool) writeMemory(ctx context.Context, p []byte) (int, error) {
 	if s.mem == nil {
-		return 0
+		return 0, nil
 	}
+	for {
+		n, full := s.tryMemory(p)
+		if !full {
+			return n, nil
+		}
+		t := time.NewTimer(spillAfter)
+		select {
+		case <-s.freed:
+			t.Stop()
+		case <-t.C:
+			s.mu.Lock()
+			s.spilled = true // the reader fell behind
+			s.mu.Unlock()
+			return 0, nil
+		case <-ctx.Done():
+			t.Stop()
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// spillAfter is how long a writer whose memory share is full waits for
+// its reader before the export goes to files.
+const spillAfter = 50 * time.Millisecond
+
+// tryMemory copies what fits of p into memory; full says the export's own
+// share is used up (worth waiting for the reader), as opposed to the
+// shared budget being spent (go to files now).
+func (s *spool) tryMemory(p []byte) (n int, full bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.spilled {
-		return 0
+		return 0, false
+	}
+	if s.inMem >= s.memMax {
+		return 0, true
 	}
 	var seg *segment
 	if n := len(s.segs); n > 0 && s.segs[n-1].path == "" && !s.segs[n-1].sealed && s.segs[n-1].size < memSegment {
@@ -116,21 +161,21 @@ func (s *spool) writeMemory(p []byte) int {
 	if seg != nil {
 		room -= seg.size
 	}
-	n := min(int64(len(p)), room, s.memMax-s.inMem)
-	if n <= 0 || !s.mem.TryAcquire(n) {
-		return 0
+	m := min(int64(len(p)), room, s.memMax-s.inMem)
+	if !s.mem.TryAcquire(m) {
+		return 0, false
 	}
 	if seg == nil {
-		seg = &segment{buf: make([]byte, memSegment)}
+		seg = &segment{buf: memBuffers.Get().(*[memSegment]byte)[:]}
 		s.push(seg)
 	}
 	// The reader reads only below seg.size: the bytes past it are the
 	// writer's until size moves.
-	copy(seg.buf[seg.size:], p[:n])
-	seg.size += n
-	s.inMem += n
+	copy(seg.buf[seg.size:], p[:m])
+	seg.size += m
+	s.inMem += m
 	s.cond.Broadcast()
-	return int(n)
+	return int(m), false
 }
 
 // writeFile appends the start of p to a file segment, waiting for disk
@@ -290,7 +335,12 @@ func (s *spool) drop(seg *segment) {
 	if seg.path == "" {
 		s.inMem -= seg.size
 		s.mem.Release(seg.size)
+		memBuffers.Put((*[memSegment]byte)(seg.buf))
 		seg.buf = nil
+		select {
+		case s.freed <- struct{}{}:
+		default:
+		}
 		return
 	}
 	if s.rf != nil && s.rf.Name() == seg.path {

@@ -45,6 +45,7 @@ func benchQuery(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	iters := fs.Int("iterations", 200, "timed calls per route")
 	exportRows := fs.Int("export-rows", 10_000_000, "rows per timed export (at most --rows)")
 	formats := fs.String("formats", "arrow,csv,ndjson,json", "export formats to time")
+	spool := fs.Bool("spool", true, "exports go through the spool as serve runs them; false streams them straight from the engine")
 	dir := fs.String("data-dir", "", "engine data directory; kept and reused when it already holds --rows records (default: a temporary one)")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
@@ -88,8 +89,13 @@ func benchQuery(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	svc.SetClock(clock)
 	svc.SetDimensions(benchDims)
 	srv := api.New(api.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
+	var dl api.DownloadLimits
+	if *spool {
+		dl.SpoolDir = filepath.Join(*dir, "export-spool")
+	}
 	srv.MountAnalytics(&api.Analytics{Query: svc, Keys: keys, Now: clock, ExportMaxRows: uint64(*rows) + 1,
-		Thresholds: query.Thresholds{Degraded: 10, Unhealthy: 25, Slow: 3 * time.Second}})
+		Thresholds: query.Thresholds{Degraded: 10, Unhealthy: 25, Slow: 3 * time.Second},
+		Downloads:  dl})
 	h := srv.Echo()
 
 	send := func(method, target, key string, body any) (int, []byte) {

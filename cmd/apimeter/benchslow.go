@@ -139,13 +139,24 @@ func benchSlowExports(ctx context.Context, args []string, stdout, stderr io.Writ
 
 	// A fast client: the export's speed against the engine writing the
 	// same query in the same format.
-	fmt.Fprintf(stdout, "\nA fast client downloading the same export over loopback, against the engine's own output:\n\n")
+	fmt.Fprintf(stdout, "\nA fast client downloading the same export over loopback, against the engine's own output (best of three each):\n\n")
 	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "rows/s\tengine rows/s\tratio\t\tdesign\t")
 	for _, d := range designs {
-		ours, engine, err := fastExport(ctx, d.db, keys, d.dl(), analysts[0], exportBody, *format, start, end)
-		if err != nil {
-			return err
+		// The best of three of each, taken in turns: one run is at the
+		// mercy of whatever else the machine does.
+		var ours, engine time.Duration
+		for range 3 {
+			o, e, err := fastExport(ctx, d.db, keys, d.dl(), analysts[0], exportBody, *format, start, end)
+			if err != nil {
+				return err
+			}
+			if ours == 0 || o < ours {
+				ours = o
+			}
+			if engine == 0 || e < engine {
+				engine = e
+			}
 		}
 		fmt.Fprintf(tw, "%.0f\t%.0f\t%.2f\t\t%s\t\n", float64(exported)/ours.Seconds(), float64(exported)/engine.Seconds(), engine.Seconds()/ours.Seconds(), d.name)
 	}
