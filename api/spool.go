@@ -37,8 +37,8 @@ type spool struct {
 	mu    sync.Mutex
 	cond  sync.Cond
 	freed chan struct{} // a memory segment was read (the writer may wait for one)
-	segs  []*segment // not yet dropped, oldest first
-	inMem int64      // bytes held in memory segments
+	segs  []*segment    // not yet dropped, oldest first
+	inMem int64         // bytes held in memory segments
 	// spilled: the reader fell behind and the export went to files; it
 	// stays there (memory freed by the reader would otherwise cut the
 	// files into slivers).
