@@ -245,8 +245,13 @@ func OpenAPI() map[string]any {
 			ok["headers"] = headers
 			refused := limitHeaders()
 			refused["Retry-After"] = map[string]any{"description": "seconds until the request would fit", "schema": map[string]any{"type": "integer"}}
-			responses["429"] = map[string]any{"description": "A rate limit or the quota refused the request", "headers": refused,
-				"content": map[string]any{"application/json": map[string]any{"schema": sg.schema(reflect.TypeOf(limits.Refusal{}))}}}
+			// A plan's limit refuses with its Refusal body; the throttle of
+			// invalid keys and the export caps with the plain error body.
+			responses["429"] = map[string]any{"description": "A rate limit or the quota refused the request (the limit's body), " +
+				"or, with the plain error body, this address sent too many invalid keys lately or (exports) the caller or the server runs as many exports as allowed",
+				"headers": refused,
+				"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"anyOf": []any{
+					sg.schema(reflect.TypeOf(limits.Refusal{})), map[string]any{"$ref": "#/components/schemas/ErrorBody"}}}}}}
 		}
 		op["responses"] = responses
 		item, _ := paths[r.path].(map[string]any)
