@@ -25,7 +25,7 @@ type retryTraffic struct {
 	retried       int // ids sent twice
 }
 
-// newRetryTraffic makes `pairs` retried ids (every fifth a feature use)
+// newRetryTraffic makes `pairs` retried ids (every sixth a feature use)
 // and `singles` records sent once, over `partitions` partitions, with ids
 // that start with prefix.
 func newRetryTraffic(prefix string, pairs, singles, partitions int, now time.Time) *retryTraffic {
@@ -35,7 +35,7 @@ func newRetryTraffic(prefix string, pairs, singles, partitions int, now time.Tim
 	for i := 0; g.Next(&r); i++ {
 		r.ID = fmt.Sprintf("%s-%d", prefix, i)
 		r.Type = TypeAPICall
-		if i%5 == 0 {
+		if i%6 == 0 {
 			r.Type, r.Feature, r.Quantity = TypeFeature, "export", 2
 		}
 		v := r.AppendJSON(nil)
@@ -64,18 +64,25 @@ func sumDuplicates(t testing.TB, db store.Driver, topic string) uint64 {
 	return queryUint(t, db, "SELECT sum(duplicates) FROM ingest_batches WHERE kafka_topic = {topic:String}", store.Named("topic", topic))
 }
 
-// TestUnkeyedRetriesAcrossPartitionsCountOnce sends 100 ids twice without
-// a key, each copy on another partition, and checks every id is stored
-// once in the raw tables and the rollups.
+// TestUnkeyedRetriesAcrossPartitionsCountOnce sends 100 API calls and 20
+// feature uses twice without a key, each copy on another partition, among
+// 400 records sent once, and checks every id is stored once in the raw
+// tables and the rollups.
 func TestUnkeyedRetriesAcrossPartitionsCountOnce(t *testing.T) {
 	brokers := testBrokers(t)
 	db := migratedStore(t)
 	cfg := testConfig(brokers)
-	rt := newRetryTraffic("unkeyed", 100, 400, cfg.Partitions, time.Now())
+	rt := newRetryTraffic("unkeyed", 120, 400, cfg.Partitions, time.Now())
 	var msgs []message
 	for i := range rt.first {
-		msgs = append(msgs, rt.first[i], rt.once[4*i], rt.second[i])
-		msgs = append(msgs, rt.once[4*i+1:4*i+4]...)
+		msgs = append(msgs, rt.first[i])
+		if i < 100 {
+			msgs = append(msgs, rt.once[4*i:4*i+2]...)
+		}
+		msgs = append(msgs, rt.second[i])
+		if i < 100 {
+			msgs = append(msgs, rt.once[4*i+2:4*i+4]...)
+		}
 	}
 	produce(t, cfg, msgs)
 
