@@ -145,12 +145,14 @@ type Config struct {
 	// IngestBatchWait is APIMETER_INGEST_BATCH_WAIT_MS, how long a batch
 	// waits for more records. Default 1000 ms.
 	IngestBatchWait time.Duration
-	// DedupWindow is APIMETER_DEDUP_WINDOW_SECONDS, how long record ids are
-	// remembered per partition to drop producer retries; 0 turns it off.
-	// Default 900 s.
+	// DedupWindow is APIMETER_DEDUP_WINDOW_SECONDS, how far apart in Kafka
+	// time two records with the same id may be for the later one to be
+	// dropped as a producer retry, on any of an ingester's partitions; 0
+	// turns it off. Default 900 s.
 	DedupWindow time.Duration
-	// DedupMaxIDs is APIMETER_DEDUP_MAX_IDS, the most ids remembered per
-	// partition (about 83 bytes each). Default 1000000.
+	// DedupMaxIDs is APIMETER_DEDUP_MAX_IDS, the most ids remembered for
+	// each partition an ingester consumes (about 75 bytes each). Default
+	// 1000000.
 	DedupMaxIDs int
 }
 

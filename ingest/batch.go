@@ -21,14 +21,21 @@ type Batch struct {
 	Usage       UsageColumns
 	Features    FeatureColumns
 	Rejected    []DeadLetter
-	Duplicates  int
-	Messages    int
-	Bytes       int
+	// Duplicates are the records dropped as producer retries.
+	Duplicates []Duplicate
+	Messages   int
+	Bytes      int
 	// MinEventMs and MaxEventMs span the accepted records' event times.
 	MinEventMs, MaxEventMs int64
 	// Replay marks a batch rebuilt from a pending intent after a crash or
 	// a rebalance.
 	Replay bool
+}
+
+// Duplicate is a record dropped because its id was accepted already.
+type Duplicate struct {
+	Offset int64
+	ID     string
 }
 
 // DeadLetter is a rejected message on its way to the dead-letter topic.
@@ -67,8 +74,13 @@ type batcher struct {
 	topic     string
 	partition int32
 	dec       *Decoder
-	window    *idWindow
-	rec       Record
+	window    *windowPart
+	// recorded, while an unfinished range is replayed, is the set of
+	// offsets its first load recorded as duplicates (ingest_duplicates):
+	// they decide instead of the window, so the replay makes the same rows.
+	// nil otherwise.
+	recorded map[int64]bool
+	rec      Record
 }
 
 // add decodes one message into b.
@@ -89,8 +101,8 @@ func (bt *batcher) add(b *Batch, m kafka.Message) {
 		return
 	}
 	r := &bt.rec
-	if bt.window.Check(r.ID, ts) {
-		b.Duplicates++
+	if bt.duplicate(r.ID, m.Offset, ts) {
+		b.Duplicates = append(b.Duplicates, Duplicate{Offset: m.Offset, ID: r.ID})
 		return
 	}
 	if b.Accepted() == 0 || r.EventTimeMs < b.MinEventMs {
@@ -104,6 +116,18 @@ func (bt *batcher) add(b *Batch, m kafka.Message) {
 	} else {
 		b.Usage.Append(r)
 	}
+}
+
+// duplicate decides whether the record at offset repeats an accepted id.
+func (bt *batcher) duplicate(id string, offset, ts int64) bool {
+	if bt.recorded == nil {
+		return bt.window.Check(id, offset, ts)
+	}
+	if bt.recorded[offset] {
+		return true
+	}
+	bt.window.Keep(id, offset, ts)
+	return false
 }
 
 // rejectionsBlock is the batch's rejected records for ingest_rejections.
@@ -128,6 +152,24 @@ func rejectionsBlock(letters []DeadLetter) *store.Block {
 		Add("detail", "String", detail).
 		Add("size", "UInt32", size).
 		Add("sample", "String", sample)
+}
+
+// duplicatesBlock is the batch's dropped retries for ingest_duplicates.
+func duplicatesBlock(b *Batch) *store.Block {
+	n := len(b.Duplicates)
+	topic, part, first, last := make([]string, n), make([]int32, n), make([]int64, n), make([]int64, n)
+	offset, id := make([]int64, n), make([]string, n)
+	for i, d := range b.Duplicates {
+		topic[i], part[i], first[i], last[i] = b.Topic, b.Partition, b.First, b.Last
+		offset[i], id[i] = d.Offset, d.ID
+	}
+	return store.NewBlock().
+		Add("kafka_topic", "LowCardinality(String)", topic).
+		Add("kafka_partition", "Int32", part).
+		Add("first_offset", "Int64", first).
+		Add("last_offset", "Int64", last).
+		Add("kafka_offset", "Int64", offset).
+		Add("id", "String", id)
 }
 
 // sampleOf keeps the start of a rejected record for people to look at,
@@ -155,7 +197,7 @@ func ledgerBlock(b *Batch, loadMs uint32) *store.Block {
 		Add("records", "UInt32", []uint32{uint32(b.Usage.Len())}).
 		Add("features", "UInt32", []uint32{uint32(b.Features.Len())}).
 		Add("rejected", "UInt32", []uint32{uint32(len(b.Rejected))}).
-		Add("duplicates", "UInt32", []uint32{uint32(b.Duplicates)}).
+		Add("duplicates", "UInt32", []uint32{uint32(len(b.Duplicates))}).
 		Add("bytes", "UInt64", []uint64{uint64(b.Bytes)}).
 		Add("min_event_time", "DateTime64(3, 'UTC')", []int64{b.MinEventMs}).
 		Add("max_event_time", "DateTime64(3, 'UTC')", []int64{b.MaxEventMs}).

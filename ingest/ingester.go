@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -52,12 +51,14 @@ type Config struct {
 	MaxBatchRecords int
 	MaxBatchBytes   int
 	MaxBatchWait    time.Duration
-	// DedupWindow is how long, in Kafka time, a record id is remembered
-	// per partition to drop producer retries. Default 15 minutes; a
-	// negative value turns it off.
+	// DedupWindow is how far apart, in Kafka time, two records with the
+	// same id may be for the later one to be dropped as a producer retry,
+	// whichever of the ingester's partitions each is on. Default 15
+	// minutes; a negative value turns it off.
 	DedupWindow time.Duration
-	// DedupMaxIDs caps the ids remembered per partition (about 83 bytes
-	// each). Default 1,000,000.
+	// DedupMaxIDs caps the ids each assigned partition keeps in the
+	// ingester's shared window (about 75 bytes each), so the window holds
+	// at most this many times the partitions assigned. Default 1,000,000.
 	DedupMaxIDs int
 	// Retention is how old a record may be (API_USAGE_RETENTION_DAYS).
 	// Default 90 days.
@@ -153,6 +154,10 @@ type Ingester struct {
 	dlq       *kafka.Writer
 	loads     chan struct{} // slots for concurrent loads
 
+	// window holds the ids all partitions accepted recently; it lives as
+	// long as the ingester, across generations.
+	window *idWindow
+
 	groupMu     sync.Mutex
 	lastForeign []foreignMember // what the last group check found
 
@@ -192,6 +197,7 @@ func New(cfg Config, st Store, log *slog.Logger, reg prometheus.Registerer) (*In
 		dialer:    dialer,
 		offsets:   &groupOffsets{client: client, group: cfg.Group, topic: cfg.Topic},
 		loads:     make(chan struct{}, cfg.Loads),
+		window:    newIDWindow(cfg.DedupWindow.Milliseconds(), cfg.DedupMaxIDs),
 		dlq: &kafka.Writer{
 			Addr: kafka.TCP(cfg.Brokers...), Topic: cfg.DeadLetterTopic, Balancer: &kafka.Hash{}, Transport: transport,
 			RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, AllowAutoTopicCreation: true,
@@ -286,46 +292,24 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 		parts := gen.Assignments[in.cfg.Topic]
 		in.log.Info("partitions assigned", "generation", gen.ID, "count", len(parts))
-		for _, a := range parts {
-			gen.Start(func(ctx context.Context) { in.consume(ctx, gen, a.ID) })
+		a := newAssignment(parts)
+		for _, p := range parts {
+			gen.Start(func(ctx context.Context) { in.consume(ctx, gen, a, p.ID) })
 		}
 	}
 }
 
 // consume runs one partition until its generation ends or its ledger
 // commits are refused.
-func (in *Ingester) consume(ctx context.Context, gen *kafka.Generation, partition int) {
-	log := in.log.With("partition", partition)
+func (in *Ingester) consume(ctx context.Context, gen *kafka.Generation, a *assignment, partition int) {
 	in.metrics.addPartition()
 	defer in.metrics.dropPartition(partition)
 
-	var committed int64
-	var meta string
-	for {
-		var err error
-		committed, meta, err = in.offsets.Fetch(ctx, partition)
-		if err == nil {
-			break
-		}
-		log.Warn("fetch committed offset", "err", err)
-		if !sleep(ctx, time.Second) {
-			return
-		}
+	r, ok := a.start(ctx, in, partition)
+	if !ok {
+		return
 	}
-	var replay *intent
-	if it, ok := parseIntent(meta); ok && it.pending && it.first == committed {
-		replay = &it
-		log.Info("replaying an unfinished batch", "first", it.first, "last", it.last)
-	}
-	if committed < 0 {
-		// No commit: a new group, or one whose offsets Kafka expired after
-		// a long idle spell. Resume after the last range the store holds.
-		if last, ok := in.lastLoaded(ctx, partition); ok {
-			committed = last + 1
-			log.Info("no committed offset; resuming after the last loaded batch", "offset", committed)
-		}
-	}
-	start := committed
+	start := r.committed
 	if start < 0 {
 		start = kafka.FirstOffset
 	}
@@ -344,24 +328,24 @@ func (in *Ingester) consume(ctx context.Context, gen *kafka.Generation, partitio
 	go func() {
 		defer wg.Done()
 		defer close(batches)
-		in.fetch(ctx, src, partition, committed, replay, batches, free)
+		in.fetch(ctx, src, partition, a, r, batches, free)
 	}()
 	in.load(ctx, gen, partition, batches, free)
 	cancel()
 	wg.Wait()
 }
 
-// fetch is the consume → decode → batch stage. next is the first offset
-// the partition resumes from (-1 when the group has no commit yet).
-func (in *Ingester) fetch(ctx context.Context, src messageSource, partition int, next int64, replay *intent, out chan<- *Batch, free chan *Batch) {
+// fetch is the consume → decode → batch stage, from where r says.
+func (in *Ingester) fetch(ctx context.Context, src messageSource, partition int, a *assignment, r *resume, out chan<- *Batch, free chan *Batch) {
 	f := &fetcher{
-		in: in, src: src, partition: partition, replay: replay, out: out,
+		in: in, src: src, partition: partition, a: a, replay: r.replay, out: out,
 		bt: &batcher{
 			topic: in.cfg.Topic, partition: int32(partition),
 			dec:    NewDecoder(Policy{Retention: in.cfg.Retention, Dimensions: in.cfg.Dimensions}),
-			window: newIDWindow(in.cfg.DedupWindow.Milliseconds(), in.cfg.DedupMaxIDs),
+			window: r.window, recorded: r.recorded,
 		},
 	}
+	next := r.committed
 	for {
 		b := in.newBatch(free, partition, next)
 		sent, ok := f.fill(ctx, b)
@@ -386,9 +370,11 @@ type fetcher struct {
 	src       messageSource
 	partition int
 	bt        *batcher
+	a         *assignment
 	replay    *intent        // a range to rebuild exactly, first
 	carry     *kafka.Message // a message read past a replayed range
-	restored  bool           // the retry window was restored
+	open      bool           // past the assignment's gate
+	read      bool           // a message was read
 	out       chan<- *Batch
 }
 
@@ -426,6 +412,11 @@ func (f *fetcher) fill(ctx context.Context, b *Batch) (sent, ok bool) {
 		if f.carry != nil {
 			m, f.carry = *f.carry, nil
 		} else {
+			if b.Messages == 0 && f.read && f.src.Lag() == 0 {
+				// Everything there was is read: the partition waits for
+				// new records, which hold the others' window back no more.
+				f.bt.window.Idle()
+			}
 			var err error
 			m, err = f.src.FetchMessage(fctx.ctx)
 			if err != nil {
@@ -451,16 +442,14 @@ func (f *fetcher) fill(ctx context.Context, b *Batch) (sent, ok bool) {
 			f.endReplay(b)
 			return false, true
 		}
-		if !f.restored {
-			before := m.Offset
-			if b.First >= 0 {
-				before = b.First
-			}
-			if err := in.restoreWindow(ctx, f.bt.window, f.partition, before, m.Time); err != nil {
-				in.log.Error("restore the retry window", "partition", f.partition, "err", err)
+		f.read = true
+		if f.bt.recorded == nil && !f.open {
+			// The first record decided by the window waits for the exact
+			// replays' claims.
+			if !f.a.wait(ctx) {
 				return false, false
 			}
-			f.restored = true
+			f.open = true
 		}
 		if b.First < 0 {
 			b.First = m.Offset
@@ -503,15 +492,18 @@ func (t *timeoutCtx) stop() {
 func (f *fetcher) endReplay(b *Batch) {
 	b.Replay, b.Last = true, f.replay.last
 	f.replay = nil
+	if f.bt.recorded != nil {
+		f.bt.recorded = nil
+		f.a.replayed()
+	}
 }
 
 // report publishes the partition's window size and lag.
 func (f *fetcher) report() {
 	m := f.in.metrics
-	m.windowIDs.WithLabelValues(strconv.Itoa(f.partition)).Set(float64(f.bt.window.Len()))
-	if n := f.bt.window.truncated; n > 0 {
+	m.windowIDs.WithLabelValues(strconv.Itoa(f.partition)).Set(float64(f.in.window.ClaimedBy(int32(f.partition))))
+	if n := f.in.window.TakeTruncated(); n > 0 {
 		m.truncated.Add(float64(n))
-		f.bt.window.truncated = 0
 	}
 	if lag := f.src.Lag(); lag >= 0 {
 		m.setLag(f.partition, lag)
@@ -542,50 +534,6 @@ func (in *Ingester) lastLoaded(ctx context.Context, partition int) (int64, bool)
 		in.log.Warn("read the ingest ledger; retrying", "partition", partition, "err", err)
 		if !sleep(ctx, in.cfg.RetryMax) {
 			return 0, false
-		}
-	}
-}
-
-//go:embed restore_window.sql
-var restoreWindowSQL string
-
-// restoreWindow refills a partition's retry window with the ids it stored
-// before offset `before` within the window of Kafka time preceding at.
-func (in *Ingester) restoreWindow(ctx context.Context, w *idWindow, partition int, before int64, at time.Time) error {
-	if w.span <= 0 {
-		return nil
-	}
-	since := at.Add(-in.cfg.DedupWindow)
-	for {
-		rows, err := in.store.Query(ctx, restoreWindowSQL,
-			store.Named("topic", in.cfg.Topic), store.Named("partition", int32(partition)),
-			store.Named("before", before), store.Named("since", since))
-		if err == nil {
-			n := 0
-			for rows.Next() {
-				var id string
-				var ts int64
-				if err = rows.Scan(&id, &ts); err != nil {
-					break
-				}
-				w.Restore(id, ts)
-				n++
-			}
-			if err == nil {
-				err = rows.Err()
-			}
-			rows.Close()
-			if err == nil {
-				w.Settle()
-				if n > 0 {
-					in.log.Debug("retry window restored", "partition", partition, "ids", n)
-				}
-				return nil
-			}
-		}
-		in.log.Warn("restore the retry window; retrying", "partition", partition, "err", err)
-		if !sleep(ctx, in.cfg.RetryMax) {
-			return ctx.Err()
 		}
 	}
 }
@@ -655,7 +603,7 @@ type LoadedBatch struct {
 
 func summarize(b *Batch) LoadedBatch {
 	l := LoadedBatch{Topic: b.Topic, Partition: b.Partition, FirstOffset: b.First, LastOffset: b.Last, Records: b.Usage.Len(),
-		Features: b.Features.Len(), Rejected: len(b.Rejected), Duplicates: b.Duplicates, ByTenant: map[string]int{}, Replay: b.Replay}
+		Features: b.Features.Len(), Rejected: len(b.Rejected), Duplicates: len(b.Duplicates), ByTenant: map[string]int{}, Replay: b.Replay}
 	for _, t := range b.Usage.tenant {
 		l.ByTenant[t]++
 	}
@@ -697,6 +645,13 @@ func (in *Ingester) commit(ctx context.Context, gen *kafka.Generation, partition
 func (in *Ingester) loadBatch(ctx context.Context, b *Batch) error {
 	tok := b.Token()
 	started := time.Now()
+	// The duplicates first: a replay of this range finds them if any of
+	// its records may be stored, and drops the same records.
+	if len(b.Duplicates) > 0 {
+		if err := in.insert(ctx, "ingest_duplicates", duplicatesBlock(b), tok+":d"); err != nil {
+			return err
+		}
+	}
 	if b.Usage.Len() > 0 {
 		if err := in.insert(ctx, "usage_events", b.Usage.Block(), tok); err != nil {
 			return err

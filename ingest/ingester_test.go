@@ -68,9 +68,12 @@ func migratedStore(t testing.TB) store.Driver {
 	return db
 }
 
-// message is what a test produces: the key decides the partition.
+// message is what a test produces: the key decides the partition, unless
+// pinned names one.
 type message struct {
 	key, value []byte
+	pinned     bool
+	partition  int
 }
 
 func produce(t testing.TB, cfg Config, msgs []message) {
@@ -93,8 +96,15 @@ func produce(t testing.TB, cfg Config, msgs []message) {
 		}
 	}
 	retry("create topics", func() error { return ensureTopics(context.Background(), client, cfg) })
+	byKey := &kafka.Hash{}
+	balancer := kafka.BalancerFunc(func(m kafka.Message, partitions ...int) int {
+		if m.Partition >= 0 {
+			return m.Partition
+		}
+		return byKey.Balance(m, partitions...)
+	})
 	w := &kafka.Writer{
-		Addr: kafka.TCP(cfg.Brokers...), Topic: cfg.Topic, Balancer: &kafka.Hash{},
+		Addr: kafka.TCP(cfg.Brokers...), Topic: cfg.Topic, Balancer: balancer,
 		BatchSize: 5000, BatchBytes: 1 << 20, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll,
 	}
 	defer w.Close()
@@ -102,7 +112,11 @@ func produce(t testing.TB, cfg Config, msgs []message) {
 	for start := 0; start < len(msgs); start += chunk {
 		batch := make([]kafka.Message, 0, chunk)
 		for _, m := range msgs[start:min(start+chunk, len(msgs))] {
-			batch = append(batch, kafka.Message{Key: m.key, Value: m.value})
+			km := kafka.Message{Key: m.key, Value: m.value, Partition: -1}
+			if m.pinned {
+				km.Partition = m.partition
+			}
+			batch = append(batch, km)
 		}
 		retry("produce", func() error { return w.WriteMessages(context.Background(), batch...) })
 	}

@@ -80,10 +80,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "apimeter_ingest_replays_total", Help: "Batches replayed from an unfinished intent after a crash or rebalance.",
 		}),
 		windowIDs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "apimeter_ingest_dedup_window_ids", Help: "Record ids held to drop producer retries.",
+			Name: "apimeter_ingest_dedup_window_ids", Help: "Record ids held to drop producer retries, by the partition that claimed them.",
 		}, []string{"partition"}),
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "apimeter_ingest_dedup_window_truncated_total", Help: "Ids dropped from the retry window early because it was full.",
+			Name: "apimeter_ingest_dedup_window_truncated_total", Help: "Ids dropped from the retry window early because their partition's claims were at APIMETER_DEDUP_MAX_IDS.",
 		}),
 		owned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "apimeter_ingest_partitions", Help: "Partitions this ingester consumes now.",
@@ -104,7 +104,7 @@ func (m *metrics) loaded(b *Batch, took time.Duration, now time.Time) {
 	stored := b.Accepted()
 	m.records.WithLabelValues("stored").Add(float64(stored))
 	m.records.WithLabelValues("rejected").Add(float64(len(b.Rejected)))
-	m.records.WithLabelValues("duplicate").Add(float64(b.Duplicates))
+	m.records.WithLabelValues("duplicate").Add(float64(len(b.Duplicates)))
 	for _, d := range b.Rejected {
 		m.dlq.WithLabelValues(string(d.Rejection.Reason)).Inc()
 	}
@@ -122,7 +122,7 @@ func (m *metrics) loaded(b *Batch, took time.Duration, now time.Time) {
 	s := &m.stats
 	s.Stored += uint64(stored)
 	s.Rejected += uint64(len(b.Rejected))
-	s.Duplicates += uint64(b.Duplicates)
+	s.Duplicates += uint64(len(b.Duplicates))
 	s.Batches++
 	if b.Replay {
 		s.Replays++

@@ -259,6 +259,9 @@ func TestReplayAfterCrashMidBatch(t *testing.T) {
 	})
 	w.checkStoredOnce(t, db, cfg.Topic)
 	require.Equal(t, uint64(1), queryUint(t, db, "SELECT count() FROM ingest_batches WHERE kafka_topic = {t:String} AND replay = 1", store.Named("t", cfg.Topic)))
+	retries := uint64(len(w.msgs)) - w.apiCalls - w.features - uint64(w.badCount())
+	require.Equal(t, retries, queryUint(t, db, "SELECT sum(duplicates) FROM ingest_batches WHERE kafka_topic = {t:String}", store.Named("t", cfg.Topic)),
+		"the replayed range kept its stored records and dropped only retries")
 }
 
 // crashAfterInsert inserts raw records once, then fails everything, as a

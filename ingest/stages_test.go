@@ -24,7 +24,8 @@ func TestIntentMetadata(t *testing.T) {
 // TestBatcherStage runs the decode stage alone: messages in, one batch out.
 func TestBatcherStage(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	bt := &batcher{topic: "api-usage", partition: 2, dec: NewDecoder(Policy{}), window: newIDWindow(60_000, 100)}
+	w := newIDWindow(60_000, 100)
+	bt := &batcher{topic: "api-usage", partition: 2, dec: NewDecoder(Policy{}), window: w.Assign(map[int32]partStart{2: {}})[2]}
 	b := &Batch{Topic: "api-usage", Partition: 2, First: 40}
 	msg := func(off int64, v string) kafka.Message {
 		return kafka.Message{Offset: off, Value: []byte(v), Time: now.Add(time.Duration(off) * time.Second), Key: []byte("k")}
@@ -41,7 +42,7 @@ func TestBatcherStage(t *testing.T) {
 	require.Equal(t, 5, b.Messages)
 	require.Equal(t, 2, b.Usage.Len())
 	require.Equal(t, 1, b.Features.Len())
-	require.Equal(t, 1, b.Duplicates)
+	require.Equal(t, []Duplicate{{Offset: 42, ID: "a"}}, b.Duplicates)
 	require.Len(t, b.Rejected, 1)
 	require.Equal(t, ReasonMissingField, b.Rejected[0].Rejection.Reason)
 	require.Equal(t, int64(44), b.Rejected[0].Offset)

@@ -52,7 +52,7 @@ func TestClusterLayoutShape(t *testing.T) {
 			require.Regexp(t, `FROM \w+_local\n`, s)
 		}
 	}
-	for _, table := range []string{"usage_events", "feature_usage", "usage_hourly", "usage_daily", "endpoint_hourly", "endpoint_daily", "feature_usage_daily", "ingest_batches", "ingest_rejections", "endpoint_minute", "user_hourly", "user_daily"} {
+	for _, table := range []string{"usage_events", "feature_usage", "usage_hourly", "usage_daily", "endpoint_hourly", "endpoint_daily", "feature_usage_daily", "ingest_batches", "ingest_rejections", "ingest_duplicates", "endpoint_minute", "user_hourly", "user_daily"} {
 		require.Contains(t, ddl, "CREATE TABLE IF NOT EXISTS "+table+" ON CLUSTER c1 AS "+table+"_local\nENGINE = Distributed(c1, currentDatabase(), "+table+"_local")
 	}
 	require.Contains(t, ddl, "ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/accounts_local', '{replica}', version, deleted)")
@@ -111,7 +111,7 @@ func TestMigrationsApplyOnceAndRecord(t *testing.T) {
 		"usage_hourly", "usage_hourly_mv", "usage_daily", "usage_daily_mv",
 		"endpoint_hourly", "endpoint_hourly_mv", "endpoint_daily", "endpoint_daily_mv",
 		"accounts", "api_keys", "incidents", "incident_updates", "alert_notifications",
-		"ingest_batches", "ingest_rejections", "endpoint_minute", "endpoint_minute_mv",
+		"ingest_batches", "ingest_rejections", "ingest_duplicates", "endpoint_minute", "endpoint_minute_mv",
 		"user_hourly", "user_hourly_mv", "user_daily", "user_daily_mv",
 	} {
 		require.Contains(t, before, want)
