@@ -102,7 +102,32 @@ func TestNewKeyValidation(t *testing.T) {
 	require.NoError(t, NewKey{Tenant: "acme", User: "u-1", Role: RoleUser}.Validate())
 	require.NoError(t, NewKey{Tenant: AllTenants, User: "root", Role: RoleAdmin}.Validate())
 	require.Error(t, NewKey{Tenant: AllTenants, User: "x", Role: RoleUser}.Validate())
-	require.Error(t, NewKey{Tenant: "a b", User: "x", Role: RoleUser}.Validate())
+	require.Error(t, NewKey{Tenant: "a\x01b", User: "x", Role: RoleUser}.Validate())
+	require.NoError(t, NewKey{Tenant: "a b", User: "auth0|x/y", Role: RoleUser}.Validate(), "any printable id")
 	require.Error(t, NewKey{Tenant: "a", User: "", Role: RoleUser}.Validate())
 	require.Error(t, NewKey{Tenant: "a", User: "x", Role: "root"}.Validate())
+}
+
+// The one rule for tenant and user ids, at its edges.
+func TestNameRule(t *testing.T) {
+	for _, ok := range []string{"u", strings.Repeat("x", MaxNameBytes), "se c'", "u/../x", "a@b.c", "auth0|5f7c", "ü🙂", `"quoted"`, "%2F"} {
+		require.True(t, ValidName(ok), "%q", ok)
+		require.Empty(t, NameProblem(ok))
+	}
+	for bad, problem := range map[string]string{
+		"":                                  "empty",
+		strings.Repeat("x", MaxNameBytes+1): "129 bytes",
+		strings.Repeat("ü", 65):             "130 bytes", // 65 two-byte characters
+		"a\x00b":                            "control character",
+		"tab\there":                         "control character",
+		"del\x7f":                           "control character",
+		"c1\u0085":                          "control character",
+		"\xff\xfe":                          "UTF-8",
+	} {
+		require.False(t, ValidName(bad), "%q", bad)
+		require.Contains(t, NameProblem(bad), problem, "%q", bad)
+	}
+	require.True(t, ValidName(AllTenants))
+	require.False(t, ValidTenant(AllTenants), "* means every tenant in a key")
+	require.True(t, ValidTenant("acme"))
 }
