@@ -55,11 +55,12 @@ test-docker: deps
 	cd deploy/dockertest && $(GO) run . -- $(GO) test -count=1 ../../store/... ../../schema/...
 
 ## bench: bulk-load rates (engine bound, Go path, naive baseline), the
-## analytics routes and exports on 10 M records, and the micro-benchmarks
-## of the hot paths
+## analytics routes and exports on 10 M records, interactive latency under
+## slow export downloads, and the micro-benchmarks of the hot paths
 bench: deps build
 	./$(BIN) bench load
 	./$(BIN) bench query --rows 10000000
+	./$(BIN) bench slow-exports --records 600000
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 ## lint: formatting and vet
