@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/limits"
-	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store/storetest"
 )
 
@@ -35,11 +33,7 @@ type accountsServer struct {
 
 func newAccountsServer(t *testing.T) *accountsServer {
 	t.Helper()
-	db := storetest.Open(t)
-	m, err := schema.NewMigrator(db, schema.Single, nil)
-	require.NoError(t, err)
-	_, err = m.Apply(context.Background())
-	require.NoError(t, err)
+	db := migrated(t, storetest.Open(t))
 	x := &accountsServer{srv: New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)}
 	x.srv.MountAccounts(&AccountsAPI{
 		Store:     accounts.New(db),

@@ -26,7 +26,6 @@ import (
 	"github.com/apimeter/apimeter/ingest/producer"
 	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/query"
-	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
 	"github.com/apimeter/apimeter/store/storetest"
 )
@@ -100,12 +99,8 @@ func TestClientThatLeavesIs499(t *testing.T) {
 // Global health is about the metered APIs: apimeter's own calls (tenant
 // "apimeter"), failing or not, do not make it unhealthy unless asked to.
 func TestHealthLeavesApimetersOwnAPIOut(t *testing.T) {
-	db := storetest.Open(t)
+	db := migrated(t, storetest.Open(t))
 	ctx := context.Background()
-	m, err := schema.NewMigrator(db, schema.Single, nil)
-	require.NoError(t, err)
-	_, err = m.Apply(ctx)
-	require.NoError(t, err)
 	now := time.Now().UTC().Truncate(time.Minute)
 	var cols ingest.UsageColumns
 	add := func(tenant string, status uint16, n int) {

@@ -21,7 +21,6 @@ import (
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/query"
-	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
 	"github.com/apimeter/apimeter/store/storetest"
 )
@@ -46,12 +45,8 @@ type classStats interface{ ClassStats() []store.ClassStats }
 // conns connections and serves the API with dl as its download limits.
 func newLiveServer(t *testing.T, n, conns int, dl DownloadLimits, cfg Config) *liveServer {
 	t.Helper()
-	db := storetest.OpenWith(t, conns, store.ClassLimits{})
+	db := migrated(t, storetest.OpenWith(t, conns, store.ClassLimits{}))
 	ctx := context.Background()
-	m, err := schema.NewMigrator(db, schema.Single, nil)
-	require.NoError(t, err)
-	_, err = m.Apply(ctx)
-	require.NoError(t, err)
 	start := time.Now().UTC().Truncate(time.Hour).Add(-48 * time.Hour)
 	g := ingest.NewGenerator(ingest.GeneratorConfig{Seed: 3, Tenants: 2, Users: 20, Endpoints: 10, Start: start, Span: 24 * time.Hour, Count: n})
 	var cols ingest.UsageColumns

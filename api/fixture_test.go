@@ -133,6 +133,16 @@ func setupAPIFixture() (func(), error) {
 	return func() { drop(); os.RemoveAll(spool) }, nil
 }
 
+// migrated applies the schema to a test's fresh database.
+func migrated(t *testing.T, db store.Driver) store.Driver {
+	t.Helper()
+	m, err := schema.NewMigrator(db, schema.Single, nil)
+	require.NoError(t, err)
+	_, err = m.Apply(context.Background())
+	require.NoError(t, err)
+	return db
+}
+
 func (f *apiFixture) now() time.Time {
 	if f.clock.IsZero() {
 		return time.Now()

@@ -17,7 +17,6 @@ import (
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/query"
-	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
 	"github.com/apimeter/apimeter/store/storetest"
 )
@@ -26,12 +25,8 @@ import (
 // can name — in query parameters, in keys and in account paths — and what
 // it refuses, the ingester refuses too.
 func TestEveryStoredNameCanBeAskedAbout(t *testing.T) {
-	db := storetest.Open(t)
+	db := migrated(t, storetest.Open(t))
 	ctx := context.Background()
-	m, err := schema.NewMigrator(db, schema.Single, nil)
-	require.NoError(t, err)
-	_, err = m.Apply(ctx)
-	require.NoError(t, err)
 
 	names := []struct{ tenant, user string }{
 		{"se c'", "u/../x"},

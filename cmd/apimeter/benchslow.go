@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -26,7 +25,6 @@ import (
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/query"
-	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
 )
 
@@ -57,35 +55,18 @@ func benchSlowExports(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		slow = append(slow, n)
 	}
-	remove := func() {}
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "apimeter-bench-")
-		if err != nil {
-			return err
-		}
-		remove = func() { os.RemoveAll(d) }
-		*dir = d
+	// Two stores on the one engine: the classes of work, and the naive
+	// pool of four connections every statement queues for.
+	classed, done, err := openBenchStore(ctx, dir, store.DefaultConns)
+	if err != nil {
+		return err
 	}
-	defer remove()
-	// Two stores on the one engine: the naive pool of four connections
-	// every statement queues for, and the classes of work.
+	defer done()
 	naive, err := store.OpenEmbedded(store.EmbeddedConfig{Path: *dir, Conns: 4, Limits: store.ClassLimits{Unlimited: true}})
 	if err != nil {
 		return err
 	}
 	defer naive.Close()
-	classed, err := store.OpenEmbedded(store.EmbeddedConfig{Path: *dir})
-	if err != nil {
-		return err
-	}
-	defer classed.Close()
-	m, err := schema.NewMigrator(classed, schema.Single, nil)
-	if err != nil {
-		return err
-	}
-	if _, err := m.Apply(ctx); err != nil {
-		return err
-	}
 	end := time.Now().UTC().Truncate(time.Hour)
 	start := end.AddDate(0, 0, -7)
 	if err := loadGenerated(ctx, classed, ingest.GeneratorConfig{Seed: 11, Tenants: 2, Users: 100, Endpoints: 30, Start: start,
