@@ -24,7 +24,8 @@ import (
 // may produce to it; with BrokerConfig.Group set, only members presenting
 // the group's secret join that group or write its offsets (guard.go).
 type Broker struct {
-	cluster *kfake.Cluster
+	cluster    *kfake.Cluster
+	stopReaper func()
 }
 
 // BrokerConfig configures the embedded broker.
@@ -47,6 +48,10 @@ type BrokerConfig struct {
 	// metrics (nil: none).
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
+	// ReapAfter removes a consumer group member the broker has not heard
+	// from for this long (reaper.go). Default 60 s, past any client's
+	// session timeout.
+	ReapAfter time.Duration
 }
 
 // StartBroker starts the embedded broker.
@@ -67,6 +72,9 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ReapAfter <= 0 {
+		cfg.ReapAfter = time.Minute
 	}
 	// The broker listens as it is made, before its guard can be
 	// installed: connections wait at the gate until it is.
@@ -97,9 +105,10 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if cfg.Group != "" {
 		installGroupGuard(c, cfg.Group, cfg.GroupSecret, cfg.Log, cfg.Registerer)
 	}
+	b.stopReaper = startReaper(c, cfg.ReapAfter, cfg.Log)
 	close(gate)
 	if err := b.setRetention(cfg); err != nil {
-		c.Close()
+		b.Close()
 		return nil, err
 	}
 	return b, nil
@@ -162,4 +171,7 @@ func (l *gatedListener) Close() error {
 func (b *Broker) Addr() string { return b.cluster.ListenAddrs()[0] }
 
 // Close stops the broker, flushing its log.
-func (b *Broker) Close() { b.cluster.Close() }
+func (b *Broker) Close() {
+	b.stopReaper()
+	b.cluster.Close()
+}
