@@ -236,16 +236,7 @@ func TestReplayAfterCrashMidBatch(t *testing.T) {
 
 	// A first owner that crashes after its insert, before the commit:
 	// it wrote the intent and the rows, nothing else.
-	crash := &crashAfterInsert{Store: db}
-	in, err := New(cfg, crash, quietLog(), nil)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { in.Run(ctx); close(done) }()
-	waitFor(t, time.Minute, "the first insert", func() bool { return crash.crashed.Load() })
-	cancel()
-	<-done
-	in.Close()
+	runUntilFirstInsert(t, cfg, db)
 
 	offsets := &groupOffsets{client: &kafka.Client{Addr: kafka.TCP(brokers...)}, group: cfg.Group, topic: cfg.Topic}
 	_, meta, err := offsets.Fetch(context.Background(), 0)
@@ -266,6 +257,23 @@ func TestReplayAfterCrashMidBatch(t *testing.T) {
 
 // crashAfterInsert inserts raw records once, then fails everything, as a
 // process killed right after its insert would.
+// runUntilFirstInsert runs an ingester that "crashes" once its first
+// insert of usage_events is done: it wrote the intent and the rows,
+// nothing else.
+func runUntilFirstInsert(t *testing.T, cfg Config, db Store) {
+	t.Helper()
+	crash := &crashAfterInsert{Store: db}
+	in, err := New(cfg, crash, quietLog(), nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { in.Run(ctx); close(done) }()
+	waitFor(t, time.Minute, "the first insert", func() bool { return crash.crashed.Load() })
+	cancel()
+	<-done
+	in.Close()
+}
+
 type crashAfterInsert struct {
 	Store
 	crashed atomic.Bool

@@ -136,16 +136,7 @@ func TestReplayWithUnkeyedRetriesAfterCrash(t *testing.T) {
 	}
 	produce(t, cfg, msgs)
 
-	crash := &crashAfterInsert{Store: db}
-	in, err := New(cfg, crash, quietLog(), nil)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { in.Run(ctx); close(done) }()
-	waitFor(t, time.Minute, "the first insert", func() bool { return crash.crashed.Load() })
-	cancel()
-	<-done
-	in.Close()
+	runUntilFirstInsert(t, cfg, db)
 	require.Positive(t, queryUint(t, db, "SELECT count() FROM usage_events WHERE kafka_topic = {t:String}", store.Named("t", cfg.Topic)), "one range is partly stored")
 
 	runIngester(t, cfg, db)
