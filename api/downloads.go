@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -167,9 +166,4 @@ func (d *downloads) stream(ctx context.Context, e *query.Export, w io.Writer) er
 	<-written
 	sp.close()
 	return err
-}
-
-// retryAfterSeconds is a Retry-After value: whole seconds, rounded up.
-func retryAfterSeconds(d time.Duration) string {
-	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
 }
