@@ -29,6 +29,9 @@ func KeyAuth(keys Authenticator, admin bool) echo.MiddlewareFunc {
 			if err != nil {
 				return err
 			}
+			if p.Service() {
+				return forbidden("a service key decides calls and reports usage (/limits/check, /events); it reads no analytics")
+			}
 			if admin && !p.Admin() {
 				return Errorf(http.StatusForbidden, "permission_denied", "this route needs an admin key")
 			}

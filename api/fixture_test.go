@@ -39,14 +39,15 @@ import (
 const adminKey = "am_test-bootstrap-admin-key"
 
 type apiFixture struct {
-	db     store.Driver
-	srv    *Server
-	an     *Analytics
-	limits *limits.Limiter
-	keys   *auth.Store
-	recs   []ingest.Record
-	start  time.Time
-	end    time.Time
+	db        store.Driver
+	srv       *Server
+	an        *Analytics
+	limits    *limits.Limiter
+	decisions *limits.Decisions
+	keys      *auth.Store
+	recs      []ingest.Record
+	start     time.Time
+	end       time.Time
 	// keys for the tests: a user of tenant-1, another user of tenant-1,
 	// a user of tenant-2, the admin of tenant-1.
 	userKey, otherUserKey, foreignKey, tenantAdminKey string
@@ -119,7 +120,12 @@ func setupAPIFixture() (func(), error) {
 	svc.SetClock(f.now)
 	svc.SetDimensions(fixtureDims)
 	ch := limits.ClickHouse{DB: db}
-	f.limits = limits.New(limits.Config{Usage: ch, Resolver: accounts.New(db), Notices: limits.NewStoreNotices(ch), Clock: limits.ClockFunc(f.now)})
+	f.decisions, err = limits.NewDecisions(limits.NewSecret())
+	if err != nil {
+		return fail(err)
+	}
+	f.limits = limits.New(limits.Config{Usage: ch, Resolver: accounts.New(db), Notices: limits.NewStoreNotices(ch), Clock: limits.ClockFunc(f.now),
+		Decisions: f.decisions})
 	spool, err := os.MkdirTemp("", "apimeter-api-spool-")
 	if err != nil {
 		return fail(err)
@@ -129,6 +135,7 @@ func setupAPIFixture() (func(), error) {
 		Thresholds: query.Thresholds{Degraded: 10, Unhealthy: 25, Slow: 3 * time.Second},
 		Downloads:  DownloadLimits{SpoolDir: spool}}
 	f.srv.MountAnalytics(f.an)
+	f.srv.MountDecisions(&DecisionsAPI{Limits: f.limits, Keys: f.keys})
 	fx = f
 	return func() { drop(); os.RemoveAll(spool) }, nil
 }

@@ -36,6 +36,9 @@ type apiRoute struct {
 	resp     any // 200/201 response type
 	status   int
 	download bool // a streamed file
+	// refusal, when set, is the body of the route's own 429 (a decision
+	// that refuses the call), sent with the limit headers.
+	refusal any
 }
 
 type apiParam struct {
@@ -65,6 +68,24 @@ var (
 		{name: "statusClass", in: "query", typ: "string", desc: "comma-separated or repeated, 1-5 (2 = 2xx)"},
 	}
 )
+
+func init() {
+	for _, m := range ForwardAuthMethods {
+		apiRoutes = append(apiRoutes, apiRoute{method: m, path: "/limits/forward-auth", who: "customer",
+			summary: "The gateway check (NGINX auth_request, Caddy forward_auth, Traefik ForwardAuth, Envoy ext_authz): " +
+				"decide the original call, named by X-Original-Method and X-Original-URI (or X-Forwarded-Method and X-Forwarded-Uri); " +
+				"200 with the limit headers and X-Apimeter-Tenant, X-Apimeter-User and X-Apimeter-Decision for the upstream, 401 for a missing or unknown key, 429 (or 403 with X-Apimeter-Refused) when refused",
+			params: []apiParam{
+				{name: "X-Original-URI", in: "header", typ: "string", desc: "the original call's path and query (or X-Forwarded-Uri); required"},
+				{name: "X-Original-Method", in: "header", typ: "string", desc: "the original call's method (or X-Forwarded-Method); default this request's"},
+				{name: "X-Forwarded-Uri", in: "header", typ: "string", desc: "the original call's path and query, when X-Original-URI is absent"},
+				{name: "X-Forwarded-Method", in: "header", typ: "string", desc: "the original call's method, when X-Original-Method is absent"},
+				{name: "refusedStatus", in: "query", typ: "string", enum: []string{"429", "403"},
+					desc: "the status of a refusal: 429 (default), or 403 with X-Apimeter-Refused for NGINX auth_request, which passes on only 2xx, 401 and 403"},
+			},
+			resp: ForwardAuthResponse{}, refusal: limits.Refusal{}})
+	}
+}
 
 func params(groups ...[]apiParam) []apiParam {
 	var out []apiParam
@@ -110,7 +131,9 @@ var apiRoutes = []apiRoute{
 		params: pScope, resp: SystemMetrics{}},
 	{method: "GET", path: "/health", who: "public", summary: "Health from the last five minutes; a key narrows it to what the key reads",
 		params: pScope, resp: HealthResponse{}},
-	{method: "POST", path: "/events", who: "admin", summary: "Records to Kafka, one or an array", body: json.RawMessage{}, resp: EventsResponse{}, status: http.StatusAccepted},
+	{method: "POST", path: "/limits/check", who: "service", summary: "Decide one call of any API: counted when allowed (200), refused with the limit and Retry-After (429)",
+		body: CheckBody{}, resp: CheckResponse{}, refusal: CheckResponse{}},
+	{method: "POST", path: "/events", who: "service", summary: "Records to Kafka, one or an array", body: json.RawMessage{}, resp: EventsResponse{}, status: http.StatusAccepted},
 	{method: "POST", path: "/admin/keys", who: "admin", summary: "Issue a key (its secret is shown once)", body: KeyBody{}, resp: CreatedKey{}, status: http.StatusCreated},
 	{method: "GET", path: "/admin/keys", who: "admin", summary: "List keys", params: pScope, resp: KeyList{}},
 	{method: "DELETE", path: "/admin/keys/{keyId}", who: "admin", summary: "Revoke a key",
@@ -142,15 +165,19 @@ var apiRoutes = []apiRoute{
 // callers are the roles that may call a route of each kind, as the
 // document's x-roles lists them; other keys get a 403.
 var callers = map[string][]string{
-	"user":   {"user key", "tenant admin", "global admin"},
-	"admin":  {"tenant admin", "global admin"},
-	"global": {"global admin"},
+	"service":  {"service key", "tenant admin", "global admin"},
+	"customer": {"user key", "tenant admin"},
+	"user":     {"user key", "tenant admin", "global admin"},
+	"admin":    {"tenant admin", "global admin"},
+	"global":   {"global admin"},
 }
 
 var callerNotes = map[string]string{
-	"user":   "A user key reads its own usage, a tenant admin its tenant's (narrowed with userId), a global admin every tenant's (narrowed with tenantId).",
-	"admin":  "A tenant admin acts on its own tenant; a user key gets 403.",
-	"global": "An admin key of tenant *; other keys get 403.",
+	"service":  "A service key or a tenant admin acts for its own tenant's users; a global admin names the tenant. A user key gets 403.",
+	"customer": "The end customer's own key (Authorization: Bearer): the call is decided for that key's tenant and user. A key of every tenant or a service key gets 403.",
+	"user":     "A user key reads its own usage, a tenant admin its tenant's (narrowed with userId), a global admin every tenant's (narrowed with tenantId).",
+	"admin":    "A tenant admin acts on its own tenant; a user key gets 403.",
+	"global":   "An admin key of tenant *; other keys get 403.",
 }
 
 // fieldDocs describe fields of request and response types, by the name
@@ -237,6 +264,14 @@ func OpenAPI() map[string]any {
 		}
 		errRef := map[string]any{"description": "An error", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/ErrorBody"}}}}
 		responses := map[string]any{strconv.Itoa(status): ok, "4XX": errRef}
+		if r.refusal != nil {
+			refused := limitHeaders()
+			refused["Retry-After"] = map[string]any{"description": "seconds until the call would fit", "schema": map[string]any{"type": "integer"}}
+			ok["headers"] = limitHeaders()
+			responses["429"] = map[string]any{"description": "A rate limit or the quota refuses the call", "headers": refused,
+				"content": map[string]any{"application/json": map[string]any{"schema": sg.schema(reflect.TypeOf(r.refusal))}}}
+			responses["503"] = map[string]any{"description": "The limits backend failed and APIMETER_LIMITS_FAIL=closed refuses calls meanwhile", "content": errRef["content"]}
+		}
 		if r.who == "user" || r.who == "public" { // limited routes (admins are exempt)
 			headers := limitHeaders()
 			if h, ok := ok["headers"].(map[string]any); ok {

@@ -26,6 +26,7 @@ func TestOpenAPIMatchesTheRoutes(t *testing.T) {
 	srv := New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
 	srv.MountAnalytics(&Analytics{Query: fx.an.Query, Keys: fx.keys})
 	srv.MountEvents(&sink{}, ingest.Policy{}, KeyAuth(fx.keys, true))
+	srv.MountDecisions(&DecisionsAPI{Limits: fx.limits, Keys: fx.keys})
 	srv.MountAccounts(&AccountsAPI{Store: accounts.New(fx.db)}, KeyAuth(fx.keys, true))
 	srv.MountIncidents(&IncidentsAPI{Monitor: monitor.New(monitor.Config{})}, KeyAuth(fx.keys, true))
 	srv.MountJobs(&JobsAPI{}, KeyAuth(fx.keys, true))
@@ -275,7 +276,7 @@ func TestOpenAPIStatesWhoMayCall(t *testing.T) {
 		roles, _ := op["x-roles"].([]any)
 		require.NotEmpty(t, roles, "%s %s says who may call it", method, path)
 		for _, r := range roles {
-			require.Contains(t, []string{"user key", "tenant admin", "global admin"}, r, "%s %s", method, path)
+			require.Contains(t, []string{"user key", "service key", "tenant admin", "global admin"}, r, "%s %s", method, path)
 		}
 	})
 }

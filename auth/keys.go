@@ -25,6 +25,10 @@ import (
 const (
 	RoleUser  = "user"  // sees its own usage
 	RoleAdmin = "admin" // sees every user of its tenant (AllTenants: every tenant)
+	// RoleService is a metered service's key: it decides calls of its
+	// tenant's users (POST /limits/check) and reports usage (POST
+	// /events), and reads no analytics.
+	RoleService = "service"
 )
 
 // AllTenants is the tenant of a global admin.
@@ -40,6 +44,9 @@ type Principal struct {
 
 // Admin reports whether p may see every user of its tenant.
 func (p Principal) Admin() bool { return p.Role == RoleAdmin }
+
+// Service reports whether p is a service key.
+func (p Principal) Service() bool { return p.Role == RoleService }
 
 // Global reports whether p is an admin of every tenant.
 func (p Principal) Global() bool { return p.Admin() && p.Tenant == AllTenants }
@@ -260,8 +267,8 @@ func (n NewKey) Validate() error {
 	if !ValidName(n.User) {
 		errs = append(errs, fmt.Errorf("userId %.140q: want %s", n.User, NameRule))
 	}
-	if n.Role != RoleUser && n.Role != RoleAdmin {
-		errs = append(errs, fmt.Errorf("role %q: want %q or %q", n.Role, RoleUser, RoleAdmin))
+	if n.Role != RoleUser && n.Role != RoleAdmin && n.Role != RoleService {
+		errs = append(errs, fmt.Errorf("role %q: want %q, %q or %q", n.Role, RoleUser, RoleAdmin, RoleService))
 	}
 	if n.Tenant == AllTenants && n.Role != RoleAdmin {
 		errs = append(errs, errors.New("a key for every tenant (*) must be an admin key"))

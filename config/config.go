@@ -67,6 +67,11 @@ type Config struct {
 	// its store (Redis) fails: "open" lets requests through, "closed"
 	// answers 503. Default "open".
 	LimitsFail string
+	// DecisionSecret is APIMETER_DECISION_SECRET (at least 16 bytes):
+	// the key decision ids are signed with. Default: with REDIS_URL, a
+	// random one kept in Redis for every replica; without, a random one
+	// per process.
+	DecisionSecret string
 	// ExportMaxRows is APIMETER_EXPORT_MAX_ROWS: larger exports are
 	// refused with a 400. Default 10000000.
 	ExportMaxRows int
@@ -232,6 +237,7 @@ func Parse(getenv func(string) string) (Config, error) {
 		c.Dimensions = specs
 	}
 	p.str("APIMETER_LIMITS_FAIL", &c.LimitsFail)
+	p.str("APIMETER_DECISION_SECRET", &c.DecisionSecret)
 	if v := getenv("APIMETER_TRUSTED_PROXIES"); v != "" {
 		for _, part := range strings.Split(v, ",") {
 			_, n, err := net.ParseCIDR(strings.TrimSpace(part))
@@ -378,6 +384,9 @@ func (c Config) Validate() error {
 		if _, err := limits.LoadPlans(c.PlansFile); err != nil {
 			bad("APIMETER_PLANS_FILE", "%v", err)
 		}
+	}
+	if c.DecisionSecret != "" && len(c.DecisionSecret) < 16 {
+		bad("APIMETER_DECISION_SECRET", "%d bytes: want at least 16", len(c.DecisionSecret))
 	}
 	if c.LimitsFail != "open" && c.LimitsFail != "closed" {
 		bad("APIMETER_LIMITS_FAIL", "%q: want open or closed", c.LimitsFail)

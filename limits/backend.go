@@ -88,6 +88,23 @@ type Backend interface {
 	// Raise lifts a quota counter of the period starting at period to at
 	// least used, starting the period's counter when it has none.
 	Raise(ctx context.Context, k Key, period, periodEnd time.Time, used uint64) error
+	// Count adds calls that already happened, refusing none: each
+	// item's cost goes into the slot of its time (At, no later than
+	// now) of every window it still falls in, and into its quota
+	// counter when that counter holds the item's period; a counter that
+	// does not is left alone and its state says Unseeded (seed it from
+	// the records, which hold the call). items[i].States receives the
+	// checks' states afterwards.
+	Count(ctx context.Context, now time.Time, items []Counted) error
+}
+
+// Counted is a call the limiter hears of after it happened: a stored
+// usage record no decision counted.
+type Counted struct {
+	Checks []Check
+	At     time.Time
+	Cost   uint64
+	States []State
 }
 
 // Sliding windows are cut into slots: a window of length W has slots of

@@ -115,6 +115,10 @@ type Config struct {
 	// warnings ("at this rate you reach your limit on …"); at most four
 	// calls per user and period. query.Service.QuotaForecast fits.
 	Forecast func(ctx context.Context, tenant, user string, now, periodStart, periodEnd time.Time, limit, used uint64) (forecast.Result, error)
+	// Decisions names every counted decision (Decision.ID), so that the
+	// call's usage record can say it was counted. Default: none (ids
+	// are not issued; every stored record counts).
+	Decisions *Decisions
 	// Registerer receives the limiter's metrics. Default: none.
 	Registerer prometheus.Registerer
 	// Log is the logger. Default: slog.Default().
@@ -137,6 +141,7 @@ type Limiter struct {
 	memory    bool
 	failures  prometheus.Counter
 	notices   *prometheus.CounterVec
+	reported  prometheus.Counter
 }
 
 type seedKey struct {
@@ -185,6 +190,9 @@ func New(cfg Config) *Limiter {
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "apimeter_limit_backend_failures_total", Help: "Limit decisions the backend failed or the circuit breaker refused.",
 		}),
+		reported: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apimeter_limit_reported_total", Help: "Calls counted toward limits after the fact: stored usage records no decision counted (by cost).",
+		}),
 		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "apimeter_quota_notices_total", Help: "Quota notices sent, by level (80, 90, 95, 100).",
 		}, []string{"level"}),
@@ -201,7 +209,7 @@ func New(cfg Config) *Limiter {
 		},
 	})
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(l.decisions, l.failures, l.notices)
+		cfg.Registerer.MustRegister(l.decisions, l.failures, l.notices, l.reported)
 	}
 	return l
 }
@@ -252,6 +260,9 @@ type Decision struct {
 	// none did.
 	Denied int
 	Now    time.Time
+	// ID names a decision that counted the call (allowed, cost > 0),
+	// when the limiter issues ids (Config.Decisions).
+	ID string
 }
 
 // Decide runs one decision over the plan's limits that scope names, and
@@ -267,7 +278,7 @@ var decisions = sync.Pool{New: func() any { return new(Decision) }}
 // decideInto is decide writing into d (whose old content is replaced).
 func (l *Limiter) decideInto(ctx context.Context, d *Decision, r Request, sc scope, extra ...Check) (*Decision, error) {
 	now := l.cfg.Clock.Now()
-	d.Request, d.Plan, d.Account, d.Allowed, d.Failed, d.Denied, d.Now = r, nil, Account{}, false, false, -1, now
+	d.Request, d.Plan, d.Account, d.Allowed, d.Failed, d.Denied, d.Now, d.ID = r, nil, Account{}, false, false, -1, now, ""
 	d.Checks, d.States = d.checks[:0], nil
 	if r.User == "" { // unauthenticated: the per-address fallback only
 		d.Plan = anonymous
@@ -282,9 +293,17 @@ func (l *Limiter) decideInto(ctx context.Context, d *Decision, r Request, sc sco
 		return nil, fmt.Errorf("resolve the plan of %s/%s: %w", r.Tenant, r.User, err)
 	}
 	d.Account, d.Plan = acct, l.plans.Resolve(acct.Plan)
-	p := d.Plan
+	d.Checks = planChecks(d.Checks, r, d.Plan, acct, sc, now)
+	d.Checks = append(d.Checks, extra...)
+	return d, l.take(ctx, d)
+}
+
+var anonymous = &Plan{Name: "anonymous"}
+
+// planChecks appends the checks of plan p that scope names for r.
+func planChecks(dst []Check, r Request, p *Plan, acct Account, sc scope, now time.Time) []Check {
 	if sc&scopeHourly != 0 && p.HourlyRequests > 0 {
-		d.Checks = append(d.Checks, Check{Key: Key{Policy: "hourly", Tenant: r.Tenant, User: r.User}, Limit: p.HourlyRequests, Window: time.Hour})
+		dst = append(dst, Check{Key: Key{Policy: "hourly", Tenant: r.Tenant, User: r.User}, Limit: p.HourlyRequests, Window: time.Hour})
 	}
 	if sc&scopeQuota != 0 && p.MonthlyRequests > 0 {
 		start, end := BillingPeriod(now, acct.AnchorDay)
@@ -292,21 +311,18 @@ func (l *Limiter) decideInto(ctx context.Context, d *Decision, r Request, sc sco
 		if acct.QuotaMode != "" {
 			mode = acct.QuotaMode
 		}
-		d.Checks = append(d.Checks, Check{Key: Key{Policy: "quota", Tenant: r.Tenant, User: r.User}, Limit: p.MonthlyRequests,
+		dst = append(dst, Check{Key: Key{Policy: "quota", Tenant: r.Tenant, User: r.User}, Limit: p.MonthlyRequests,
 			PeriodStart: start, PeriodEnd: end, Soft: mode == QuotaSoft})
 	}
 	if sc&(scopeEndpoints|scopeAllEndpoints) != 0 {
 		for _, e := range p.Endpoints {
 			if sc&scopeAllEndpoints != 0 || (e.Path == r.Route && (e.Method == "" || e.Method == r.Method)) {
-				d.Checks = append(d.Checks, endpointCheck(e, r.Tenant, r.User))
+				dst = append(dst, endpointCheck(e, r.Tenant, r.User))
 			}
 		}
 	}
-	d.Checks = append(d.Checks, extra...)
-	return d, l.take(ctx, d)
+	return dst
 }
-
-var anonymous = &Plan{Name: "anonymous"}
 
 func endpointCheck(e EndpointLimit, tenant, user string) Check {
 	name := "endpoint:" + e.Path
@@ -351,6 +367,9 @@ func (l *Limiter) take(ctx context.Context, d *Decision) error {
 	if d.Cost > 0 {
 		if d.Allowed {
 			l.allowed.Inc()
+			if l.cfg.Decisions != nil && d.User != "" {
+				d.ID = l.cfg.Decisions.Issue(d.Tenant, d.User, time.Now()) // wall time: ids are checked against it
+			}
 		} else if d.Denied >= 0 {
 			l.decisions.WithLabelValues("denied", policyLabel(d.Checks[d.Denied].Key.Policy)).Inc()
 		}
@@ -677,6 +696,46 @@ func (l *Limiter) Status(ctx context.Context, tenant, user string) (*Decision, e
 	}
 	return d, err
 }
+
+// Check decides one call of a user against every limit of its plan
+// (hourly, quota, the route's endpoint limits), counting it when
+// allowed — or only reading the state when r.Cost is 0. A nil decision
+// with an error means the account could not be resolved; a decision
+// with Failed set means the backend could not decide (Allowed follows
+// the fail-open or fail-closed policy).
+func (l *Limiter) Check(ctx context.Context, r Request) (*Decision, error) {
+	return l.decide(ctx, r, scopeHourly|scopeQuota|scopeEndpoints)
+}
+
+// Peek is Check without counting: whether a call of r.Cost would go
+// through now, with every limit's state as it stands.
+func (l *Limiter) Peek(ctx context.Context, r Request) (*Decision, error) {
+	cost := r.Cost
+	r.Cost = 0
+	d, err := l.decide(ctx, r, scopeHourly|scopeQuota|scopeEndpoints)
+	if d == nil || d.Failed {
+		return d, err
+	}
+	d.Cost = cost
+	for i, c := range d.Checks {
+		st := &d.States[i]
+		if c.Soft || st.Used+cost <= c.Limit {
+			continue
+		}
+		st.Denied, d.Allowed = true, false
+		if d.Denied < 0 {
+			d.Denied = i
+		}
+		st.RetryAfter = st.Reset.Sub(d.Now)
+		if c.Window == 0 {
+			st.RetryAfter = c.PeriodEnd.Sub(d.Now)
+		}
+	}
+	return d, err
+}
+
+// FailClosed says whether decisions are refused while the backend fails.
+func (l *Limiter) FailClosed() bool { return l.cfg.FailClosed }
 
 // Usage is the recorded usage of a period (0 without a UsageSource).
 func (l *Limiter) Usage(ctx context.Context, tenant, user string, start, end time.Time) (uint64, error) {

@@ -339,3 +339,51 @@ func (m *Memory) Len() int {
 	}
 	return n
 }
+
+// Count implements Backend.
+func (m *Memory) Count(_ context.Context, now time.Time, items []Counted) error {
+	t := now.UnixNano()
+	for i := range items {
+		it := &items[i]
+		if len(it.States) < len(it.Checks) {
+			it.States = make([]State, len(it.Checks))
+		}
+		at := min(it.At.UnixNano(), t)
+		for j := range it.Checks {
+			c, st := &it.Checks[j], &it.States[j]
+			h := c.Key.hash(m.seed)
+			sh := &m.shards[h%memShards]
+			sh.mu.Lock()
+			*st = m.count(sh, h, c, t, at, it.Cost)
+			sh.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// count adds cost at time at (unix ns) to one check, with its shard
+// locked.
+func (m *Memory) count(sh *memShard, h uint64, c *Check, t, at int64, cost uint64) State {
+	if c.Window > 0 {
+		width := slotWidth(c.Window)
+		w := m.window(sh, h, c.Key, t, width, true)
+		if s := at / width; s >= w.head-windowSlots && cost > 0 {
+			if w.sum == 0 || s < w.first {
+				w.first = s
+			}
+			w.ring[s%ringSlots] += uint32(cost)
+			w.sum += cost
+			w.expires = max(w.expires, (w.head+ringSlots)*width)
+		}
+		return State{Used: w.sum, Reset: time.Unix(0, w.oldestExpiry(width)).UTC()}
+	}
+	q := sh.quotas[c.Key]
+	if q == nil || q.period != c.PeriodStart.UnixNano() {
+		return State{Unseeded: true, Reset: c.PeriodEnd}
+	}
+	if at >= q.period && at < q.expires {
+		q.used += cost
+	}
+	q.touched = t
+	return State{Used: q.used, Reset: c.PeriodEnd}
+}

@@ -167,6 +167,10 @@ func (m *Middleware) handlerMode(sc scope, explicit *EndpointLimit, md mode) ech
 				return next(c)
 			}
 			WriteHeaders(c.Response().Header(), d)
+			if d.ID != "" { // counted here: the call's usage record may say so
+				c.Response().Header()[HeaderDecision] = []string{d.ID}
+				c.Set(ContextDecision, d.ID)
+			}
 			if !d.Allowed && md != modeReport {
 				return Refuse(c, d, m.l.plans)
 			}
@@ -413,9 +417,9 @@ type Refusal struct {
 	Upgrade           *Upgrade   `json:"upgrade,omitempty"`
 }
 
-// Refuse answers a refused request: 429, Retry-After in seconds, and a
-// body naming the limit, the plan and the next plan up.
-func Refuse(c echo.Context, d *Decision, plans *Plans) error {
+// RefusalOf is the body of a refused decision's 429: the limit that
+// refused it, when it would fit, the plan and the next plan up.
+func RefusalOf(d *Decision, plans *Plans) Refusal {
 	i := max(d.Denied, 0)
 	ch, st := d.Checks[i], d.States[i]
 	var r Refusal
@@ -432,6 +436,13 @@ func Refuse(c echo.Context, d *Decision, plans *Plans) error {
 		r.Error.Code = "quota_exceeded"
 		r.Error.Message = fmt.Sprintf("monthly quota of %s requests used up; it resets at %s", thousands(ch.Limit), isoUTC(ch.PeriodEnd))
 	}
+	return r
+}
+
+// Refuse answers a refused request: 429, Retry-After in seconds, and a
+// body naming the limit, the plan and the next plan up.
+func Refuse(c echo.Context, d *Decision, plans *Plans) error {
+	r := RefusalOf(d, plans)
 	c.Response().Header().Set("Retry-After", strconv.FormatInt(r.RetryAfterSeconds, 10))
 	return c.JSON(http.StatusTooManyRequests, r)
 }

@@ -247,3 +247,119 @@ func (r *Redis) Raise(ctx context.Context, k Key, period, periodEnd time.Time, u
 	ttl := max(time.Until(periodEnd).Milliseconds(), 0) + 7*24*3600*1000
 	return raiseScript.Run(ctx, r.client, []string{r.key(k)}, period.UnixMicro(), used, ttl).Err()
 }
+
+// countScript adds a call that happened: KEYS are the checks' counters;
+// ARGV[1] is now in µs ("" for Redis' clock), ARGV[2] the call's time in
+// µs, ARGV[3] the cost, then per check: kind (w or q), the slot width
+// in µs (w) or the period's start in µs (q), the period's end in µs (q;
+// 0 for w) and the key's time to live in ms. It answers per check:
+// used, seeded (1/0), reset µs.
+var countScript = redis.NewScript(`
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[1])
+end
+local at = math.min(tonumber(ARGV[2]), now)
+local cost = tonumber(ARGV[3])
+local out = {}
+for i = 1, #KEYS do
+  local a = 4 + (i - 1) * 4
+  local kind, p, e = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  if kind == 'w' then
+    local head = math.floor(now / p)
+    local s = math.floor(at / p)
+    if s >= head - 60 and cost > 0 then
+      redis.call('HINCRBY', KEYS[i], tostring(s), cost)
+      redis.call('PEXPIRE', KEYS[i], ARGV[a + 3])
+    end
+    local kv = redis.call('HGETALL', KEYS[i])
+    local used, first = 0, nil
+    for j = 1, #kv, 2 do
+      local sl = tonumber(kv[j])
+      if sl >= head - 60 then
+        used = used + tonumber(kv[j + 1])
+        if not first or sl < first then first = sl end
+      end
+    end
+    out[#out + 1] = used
+    out[#out + 1] = 1
+    out[#out + 1] = ((first or head) + 61) * p
+  else
+    local v = redis.call('HMGET', KEYS[i], 'p', 'u')
+    if not v[1] or tonumber(v[1]) ~= p then
+      out[#out + 1] = 0
+      out[#out + 1] = 0
+    else
+      local used = tonumber(v[2])
+      if at >= p and at < e then
+        used = redis.call('HINCRBY', KEYS[i], 'u', cost)
+      end
+      out[#out + 1] = used
+      out[#out + 1] = 1
+    end
+    out[#out + 1] = e
+  end
+end
+local res = {}
+for _, x in ipairs(out) do res[#res + 1] = tostring(x) end
+return res
+`)
+
+// Count implements Backend: one script call per item, all of them in
+// one pipeline.
+func (r *Redis) Count(ctx context.Context, now time.Time, items []Counted) error {
+	if len(items) == 0 {
+		return nil
+	}
+	clock := ""
+	if r.ClientClock {
+		clock = strconv.FormatInt(now.UnixMicro(), 10)
+	}
+	// The script is loaded once, then called by its digest.
+	if err := countScript.Load(ctx, r.client).Err(); err != nil {
+		return err
+	}
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(items))
+	for i := range items {
+		it := &items[i]
+		keys := make([]string, len(it.Checks))
+		args := make([]any, 0, 3+4*len(it.Checks))
+		args = append(args, clock, it.At.UnixMicro(), it.Cost)
+		for j, c := range it.Checks {
+			keys[j] = r.key(c.Key)
+			if c.Window > 0 {
+				ttl := c.Window.Milliseconds() + c.Window.Milliseconds()/windowSlots + 1000
+				args = append(args, "w", max(c.Window.Microseconds()/windowSlots, 1), 0, ttl)
+			} else {
+				args = append(args, "q", c.PeriodStart.UnixMicro(), c.PeriodEnd.UnixMicro(), 0)
+			}
+		}
+		cmds[i] = countScript.EvalSha(ctx, pipe, keys, args...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	for i, cmd := range cmds {
+		it := &items[i]
+		res, err := cmd.StringSlice()
+		if err != nil {
+			return err
+		}
+		if len(res) != 3*len(it.Checks) {
+			return errors.New("limits: unexpected answer from redis")
+		}
+		if len(it.States) < len(it.Checks) {
+			it.States = make([]State, len(it.Checks))
+		}
+		for j := range it.Checks {
+			used, _ := strconv.ParseFloat(res[3*j], 64)
+			reset, _ := strconv.ParseFloat(res[3*j+2], 64)
+			it.States[j] = State{Used: uint64(used), Unseeded: res[3*j+1] == "0", Reset: time.UnixMicro(int64(reset)).UTC()}
+		}
+	}
+	return nil
+}

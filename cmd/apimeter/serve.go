@@ -200,7 +200,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	// Only calls with a valid key are usage: failed keys, probes and the
 	// dashboard's files would otherwise fill the store with "anonymous".
 	srv.Echo().Use(producer.TrackUsage(tracker, producer.MiddlewareConfig{
-		Skipper:  func(c echo.Context) bool { return c.Path() == "" || !api.Authenticated(c) },
+		// Decisions are not apimeter's own usage: a gateway asks once per
+		// call of the API it guards, and that API reports the call.
+		Skipper: func(c echo.Context) bool {
+			return c.Path() == "" || strings.HasPrefix(c.Path(), api.BasePath+"/limits/") || !api.Authenticated(c)
+		},
 		Identity: ownIdentity,
 		Metadata: func(echo.Context) map[string]string { return map[string]string{"service": "apimeter"} },
 	}))
@@ -216,7 +220,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	limitMW := lim.Middleware(limits.MiddlewareConfig{Skip: api.IsAdmin})
 	protect, report := limitMW.RateLimit("api", cfg.RateLimitMaxRequests, cfg.RateLimitWindow), limitMW.Report()
 	ownLimits := func(next echo.HandlerFunc) echo.HandlerFunc { return protect(report(next)) }
-	srv.MountEvents(prod, ingest.Policy{Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour}, api.KeyAuth(keys, true))
+	srv.MountEvents(prod, ingest.Policy{Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour}, api.ServiceAuth(keys))
+	srv.MountDecisions(&api.DecisionsAPI{Limits: lim, Keys: keys})
 	qs := query.New(db, query.Limits{})
 	qs.SetDimensions(cfg.Dimensions)
 	srv.MountAnalytics(&api.Analytics{
@@ -361,6 +366,23 @@ func newLimiter(ctx context.Context, cfg config.Config, db store.Driver, rc *red
 		lc.Backend = limits.NewRedis(rc, "apimeter:")
 		lc.Notices = limits.NewRedisNotices(rc, "apimeter:", ch)
 		log.Info("limits in redis", "addr", rc.Options().Addr)
+	}
+	secret := []byte(cfg.DecisionSecret)
+	if len(secret) == 0 && rc != nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		var err error
+		secret, err = limits.RedisDecisionSecret(sctx, rc, "apimeter:")
+		cancel()
+		if err != nil {
+			log.Warn("no shared decision secret: this replica signs decisions with its own, so other replicas count its decided calls again when they are reported", "err", err)
+		}
+	}
+	if len(secret) == 0 {
+		secret = limits.NewSecret()
+	}
+	var err error
+	if lc.Decisions, err = limits.NewDecisions(secret); err != nil {
+		return nil, nil, err
 	}
 	return limits.New(lc), resolver, nil
 }
