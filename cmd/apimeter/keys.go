@@ -17,7 +17,7 @@ import (
 )
 
 const keysUsage = `usage:
-  apimeter keys create --user U [--tenant T] [--role user|admin] [--name N] [--expires 720h|RFC3339]
+  apimeter keys create --user U [--tenant T] [--role user|admin|service] [--name N] [--expires 720h|RFC3339]
   apimeter keys list [--tenant T] [--user U]
   apimeter keys revoke KEY_ID
 
@@ -40,7 +40,7 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	key := fs.String("key", envOr("APIMETER_KEY", os.Getenv("APIMETER_ADMIN_KEY")), "admin API key")
 	tenant := fs.String("tenant", "", "tenant id (* for an admin of every tenant)")
 	user := fs.String("user", "", "user id")
-	role := fs.String("role", "user", "user or admin")
+	role := fs.String("role", "user", "user, admin or service (decides and reports calls of its tenant, reads no analytics)")
 	name := fs.String("name", "", "a label for the key")
 	expires := fs.String("expires", "", "a lifetime (720h) or an RFC 3339 time")
 	jsonOut := fs.Bool("json", false, "print JSON")

@@ -30,6 +30,7 @@ Usage:
   apimeter bench load [flags]        measure bulk-load rates
   apimeter bench query [flags]       measure the analytics routes and exports
   apimeter bench slow-exports [flags] interactive latency while slow clients download exports
+  apimeter bench decide [flags]       the decision API's latency and decisions a second (--redis URL for Redis)
   apimeter version                   print the version
 
 Configuration comes from the environment; README.md lists every variable.
@@ -87,8 +88,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return benchQuery(ctx, args[2:], stdout, stderr)
 		case len(args) >= 2 && args[1] == "slow-exports":
 			return benchSlowExports(ctx, args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "decide":
+			return benchDecide(ctx, args[2:], stdout, stderr)
 		}
-		fmt.Fprint(stderr, "usage: apimeter bench load|query|slow-exports [flags]\n")
+		fmt.Fprint(stderr, "usage: apimeter bench load|query|slow-exports|decide [flags]\n")
 		return exitCode(2)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "apimeter", version)
