@@ -13,13 +13,8 @@ import (
 
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/apimeter/apimeter/store"
-)
-
-// Quota modes. An account with no mode follows its plan's.
-const (
-	QuotaHard = "hard" // requests past the quota are refused
-	QuotaSoft = "soft" // they go through and are reported
 )
 
 // Account is a user's plan, billing-cycle anchor and quota mode.
@@ -28,7 +23,8 @@ type Account struct {
 	User      string `json:"userId"`
 	Plan      string `json:"plan"`
 	AnchorDay int    `json:"billingAnchorDay"`
-	// QuotaMode is QuotaHard, QuotaSoft, or "" for the plan's mode.
+	// QuotaMode is plans.QuotaHard, plans.QuotaSoft, or "" for the
+	// plan's mode.
 	QuotaMode string    `json:"quotaMode"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
@@ -55,8 +51,8 @@ func (a Account) Validate(validPlan func(string) bool) error {
 	if a.AnchorDay < 0 || a.AnchorDay > 31 {
 		errs = append(errs, fmt.Errorf("billingAnchorDay %d: want a day of the month, 1 to 31", a.AnchorDay))
 	}
-	if a.QuotaMode != "" && a.QuotaMode != QuotaHard && a.QuotaMode != QuotaSoft {
-		errs = append(errs, fmt.Errorf("quotaMode %q: want %q, %q, or none for the plan's mode", a.QuotaMode, QuotaHard, QuotaSoft))
+	if a.QuotaMode != "" && a.QuotaMode != plans.QuotaHard && a.QuotaMode != plans.QuotaSoft {
+		errs = append(errs, fmt.Errorf("quotaMode %q: want %q, %q, or none for the plan's mode", a.QuotaMode, plans.QuotaHard, plans.QuotaSoft))
 	}
 	return errors.Join(errs...)
 }

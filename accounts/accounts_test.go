@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apimeter/apimeter/auth"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store/storetest"
 )
@@ -50,16 +51,16 @@ func TestAccountLifecycle(t *testing.T) {
 
 	// An update keeps the creation time.
 	clk.t = clk.t.Add(time.Hour)
-	put, err = s.Put(ctx, Account{Tenant: "acme", User: "u1", Plan: "starter", AnchorDay: 15, QuotaMode: QuotaSoft, CreatedAt: clk.t.Add(24 * time.Hour)})
+	put, err = s.Put(ctx, Account{Tenant: "acme", User: "u1", Plan: "starter", AnchorDay: 15, QuotaMode: plans.QuotaSoft, CreatedAt: clk.t.Add(24 * time.Hour)})
 	require.NoError(t, err)
 	require.True(t, put.CreatedAt.Equal(created), put.CreatedAt)
 	require.True(t, put.UpdatedAt.Equal(created.Add(time.Hour)), put.UpdatedAt)
 	got, _, err = s.Get(ctx, "acme", "u1")
 	require.NoError(t, err)
-	requireSame(t, Account{Tenant: "acme", User: "u1", Plan: "starter", AnchorDay: 15, QuotaMode: QuotaSoft,
+	requireSame(t, Account{Tenant: "acme", User: "u1", Plan: "starter", AnchorDay: 15, QuotaMode: plans.QuotaSoft,
 		CreatedAt: created, UpdatedAt: created.Add(time.Hour)}, got)
 
-	_, err = s.Put(ctx, Account{Tenant: "acme", User: "u2", Plan: "free", AnchorDay: 31, QuotaMode: QuotaHard})
+	_, err = s.Put(ctx, Account{Tenant: "acme", User: "u2", Plan: "free", AnchorDay: 31, QuotaMode: plans.QuotaHard})
 	require.NoError(t, err)
 	list, err := s.List(ctx, "acme", "")
 	require.NoError(t, err)
@@ -206,14 +207,14 @@ func TestAccountValuesAreParameters(t *testing.T) {
 }
 
 func TestAccountValidate(t *testing.T) {
-	plans := func(p string) bool { return p == "free" || p == "pro" }
+	validPlan := func(p string) bool { return p == "free" || p == "pro" }
 	ok := Account{Tenant: "acme", User: "u1", Plan: "pro"}
-	require.NoError(t, ok.Validate(plans))
+	require.NoError(t, ok.Validate(validPlan))
 	for _, a := range []Account{
-		{Tenant: "acme", User: "u1", Plan: "PRO", AnchorDay: 31, QuotaMode: QuotaHard},
-		{Tenant: "acme", User: "u.1@x:y-z_", Plan: "free", AnchorDay: 1, QuotaMode: QuotaSoft},
+		{Tenant: "acme", User: "u1", Plan: "PRO", AnchorDay: 31, QuotaMode: plans.QuotaHard},
+		{Tenant: "acme", User: "u.1@x:y-z_", Plan: "free", AnchorDay: 1, QuotaMode: plans.QuotaSoft},
 	} {
-		require.NoError(t, a.Validate(plans), "%+v", a)
+		require.NoError(t, a.Validate(validPlan), "%+v", a)
 	}
 	for _, c := range []struct {
 		a     Account
@@ -230,12 +231,12 @@ func TestAccountValidate(t *testing.T) {
 		{Account{Tenant: "acme", User: "u1", Plan: "pro", QuotaMode: "Hard"}, "quotaMode"},
 		{Account{Tenant: "acme", User: "u1", Plan: "pro", QuotaMode: "off"}, "quotaMode"},
 	} {
-		err := c.a.Validate(plans)
+		err := c.a.Validate(validPlan)
 		require.Error(t, err, "%+v", c.a)
 		require.True(t, strings.HasPrefix(err.Error(), c.field), "%v", err)
 	}
 	// Every problem is reported.
-	err := Account{Tenant: "", User: "", Plan: "gold", AnchorDay: 40, QuotaMode: "x"}.Validate(plans)
+	err := Account{Tenant: "", User: "", Plan: "gold", AnchorDay: 40, QuotaMode: "x"}.Validate(validPlan)
 	for _, field := range []string{"tenantId", "userId", "plan", "billingAnchorDay", "quotaMode"} {
 		require.Contains(t, err.Error(), field)
 	}

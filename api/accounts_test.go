@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apimeter/apimeter/accounts"
-	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/apimeter/apimeter/store/storetest"
 )
 
@@ -37,13 +37,13 @@ func newAccountsServer(t *testing.T) *accountsServer {
 	x := &accountsServer{srv: New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)}
 	x.srv.MountAccounts(&AccountsAPI{
 		Store:     accounts.New(db),
-		ValidPlan: limits.DefaultPlans().Valid,
+		ValidPlan: plans.DefaultPlans().Valid,
 		OnChange: func(tenant, user string) {
 			x.mu.Lock()
 			x.changed = append(x.changed, tenant+"/"+user)
 			x.mu.Unlock()
 		},
-		Plans: limits.DefaultPlans().Names,
+		Plans: plans.DefaultPlans().Names,
 	}, KeyAuth(fx.keys, true))
 	return x
 }

@@ -18,7 +18,9 @@ import (
 	"github.com/apimeter/apimeter/forecast"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/apimeter/apimeter/query"
+	"github.com/apimeter/apimeter/sla"
 )
 
 // BasePath is where the analytics API lives.
@@ -49,6 +51,9 @@ type Analytics struct {
 	// Limits reports /rate-limit and /quota (and its plans name the
 	// accounts'). Default: in-memory limits on the default plans.
 	Limits *limits.Limiter
+	// Records is the store of the raw usage records SLA reports read;
+	// nil answers /sla and the sla export with a 503.
+	Records sla.DB
 	// Enforce is the limit middleware of the analytics routes, run after
 	// authentication; nil applies none.
 	Enforce echo.MiddlewareFunc
@@ -831,7 +836,7 @@ func (a *Analytics) quota(c echo.Context) error {
 	}
 	if q.Name == "" {
 		// An unlimited plan: the period's use, from the records.
-		start, end := limits.BillingPeriod(d.Now, d.Account.AnchorDay)
+		start, end := plans.BillingPeriod(d.Now, d.Account.AnchorDay)
 		used, err := a.Limits.Usage(c.Request().Context(), d.Tenant, d.User, start, end)
 		if err != nil {
 			return queryError(err)

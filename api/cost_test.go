@@ -20,6 +20,7 @@ import (
 	"github.com/apimeter/apimeter/graphql"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/apimeter/apimeter/query"
 	"github.com/apimeter/apimeter/store"
 )
@@ -31,12 +32,12 @@ import (
 // out).
 func TestQuotaCountsCost(t *testing.T) {
 	const tenant, user = "wq-tenant", "wq-user"
-	plans, err := limits.ParsePlans([]byte("defaultPlan: gql\nplans:\n  - name: gql\n    hourlyRequests: 100000\n    monthlyRequests: 200\n"))
+	ps, err := plans.ParsePlans([]byte("defaultPlan: gql\nplans:\n  - name: gql\n    hourlyRequests: 100000\n    monthlyRequests: 200\n"))
 	require.NoError(t, err)
 	clock := time.Date(2026, 9, 14, 12, 0, 0, 0, time.UTC)
 	now := limits.ClockFunc(func() time.Time { return clock })
 	ch := limits.ClickHouse{DB: fx.db}
-	lim := limits.New(limits.Config{Plans: plans, Usage: ch, Clock: now})
+	lim := limits.New(limits.Config{Plans: ps, Usage: ch, Clock: now})
 
 	// The metered application: each call costs its query's complexity.
 	cost := graphql.Cost(graphql.Options{})
@@ -111,7 +112,7 @@ func TestQuotaCountsCost(t *testing.T) {
 		cols.Append(&recs[i])
 	}
 	require.NoError(t, fx.db.Insert(context.Background(), "usage_events", cols.Block(), store.InsertOptions{DedupToken: "wq"}))
-	restarted := limits.New(limits.Config{Plans: plans, Usage: ch, Clock: now})
+	restarted := limits.New(limits.Config{Plans: ps, Usage: ch, Clock: now})
 	q = readQuota(restarted)
 	require.Equal(t, want, q.Used, "the stored costs, 429s left out")
 	require.Equal(t, uint64(0), *q.Remaining)

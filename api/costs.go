@@ -10,17 +10,17 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/apimeter/apimeter/query"
 )
 
 // CostsResponse is GET /costs: a user's bills, newest period first.
 type CostsResponse struct {
-	Tenant   string        `json:"tenantId"`
-	User     string        `json:"userId"`
-	Plan     string        `json:"plan"`
-	Currency string        `json:"currency"`
-	Periods  []limits.Bill `json:"periods"`
+	Tenant   string       `json:"tenantId"`
+	User     string       `json:"userId"`
+	Plan     string       `json:"plan"`
+	Currency string       `json:"currency"`
+	Periods  []plans.Bill `json:"periods"`
 }
 
 // costs prices the current billing period and the ones before it
@@ -44,14 +44,14 @@ func (a *Analytics) costs(c echo.Context) error {
 		return err
 	}
 	now := a.now()
-	periods := limits.Periods(now, acct.AnchorDay, n)
+	periods := plans.Periods(now, acct.AnchorDay, n)
 	rows, err := a.Query.BillableUsage(ctx, query.Scope{Tenant: tenant, User: user}, periods[n-1][0], periods[0][1])
 	if err != nil {
 		return queryError(err)
 	}
-	r := CostsResponse{Tenant: tenant, User: user, Plan: plan.Name, Currency: plan.Price.Currency, Periods: make([]limits.Bill, 0, n)}
+	r := CostsResponse{Tenant: tenant, User: user, Plan: plan.Name, Currency: plan.Price.Currency, Periods: make([]plans.Bill, 0, n)}
 	for _, p := range periods {
-		b := limits.BillOf(plan, p[0], p[1], usageIn(rows, p[0], p[1]))
+		b := plans.BillOf(plan, p[0], p[1], usageIn(rows, p[0], p[1]))
 		b.Current = !now.Before(p[0]) && now.Before(p[1])
 		r.Periods = append(r.Periods, b)
 	}
@@ -59,9 +59,9 @@ func (a *Analytics) costs(c echo.Context) error {
 }
 
 // usageIn sums rows (of one user) per endpoint over the days in [start, end).
-func usageIn(rows []query.BillableRow, start, end time.Time) []limits.EndpointUsage {
+func usageIn(rows []query.BillableRow, start, end time.Time) []plans.EndpointUsage {
 	idx := map[string]int{}
-	var out []limits.EndpointUsage
+	var out []plans.EndpointUsage
 	for _, r := range rows {
 		if r.Day.Before(start) || !r.Day.Before(end) {
 			continue
@@ -70,7 +70,7 @@ func usageIn(rows []query.BillableRow, start, end time.Time) []limits.EndpointUs
 		if !ok {
 			i = len(out)
 			idx[r.Endpoint] = i
-			out = append(out, limits.EndpointUsage{Endpoint: r.Endpoint})
+			out = append(out, plans.EndpointUsage{Endpoint: r.Endpoint})
 		}
 		out[i].Requests += r.Requests
 	}
@@ -131,7 +131,7 @@ func (a *Analytics) exportBilling(c echo.Context, b ExportBody, sc query.Scope, 
 
 type userBill struct {
 	user string
-	bill limits.Bill
+	bill plans.Bill
 }
 
 // billsFor makes the bills of the users in rows for their periods that
@@ -149,8 +149,8 @@ func (a *Analytics) billsFor(ctx context.Context, tenant string, rows []query.Bi
 			return nil, err
 		}
 		now := a.now()
-		for _, p := range limits.PeriodsOverlapping(rng.Start, rng.End, acct.AnchorDay) {
-			b := limits.BillOf(plan, p[0], p[1], usageIn(rows[i:j], p[0], p[1]))
+		for _, p := range plans.PeriodsOverlapping(rng.Start, rng.End, acct.AnchorDay) {
+			b := plans.BillOf(plan, p[0], p[1], usageIn(rows[i:j], p[0], p[1]))
 			b.Current = !now.Before(p[0]) && now.Before(p[1])
 			out = append(out, userBill{user: user, bill: b})
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/apimeter/apimeter/accounts"
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/apimeter/apimeter/query"
 )
 
@@ -35,7 +36,7 @@ func money(c int64) string { return fmt.Sprintf("%d.%02d", c/100, c%100) }
 
 func TestCostsAndBillingExport(t *testing.T) {
 	heavy := fx.recs[0].Endpoint // weighted 3
-	plans, err := limits.ParsePlans([]byte(`defaultPlan: metered
+	ps, err := plans.ParsePlans([]byte(`defaultPlan: metered
 plans:
   - name: metered
     monthlyRequests: 100
@@ -50,7 +51,7 @@ plans:
 	require.NoError(t, err)
 	now := time.Date(2026, 10, 28, 12, 0, 0, 0, time.UTC)
 	ch := limits.ClickHouse{DB: fx.db}
-	lim := limits.New(limits.Config{Plans: plans, Usage: ch, Resolver: accounts.New(fx.db), Clock: limits.ClockFunc(func() time.Time { return now })})
+	lim := limits.New(limits.Config{Plans: ps, Usage: ch, Resolver: accounts.New(fx.db), Clock: limits.ClockFunc(func() time.Time { return now })})
 	srv := New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
 	srv.MountAnalytics(&Analytics{Query: query.New(fx.db, query.Limits{}), Keys: fx.keys, Limits: lim, Now: func() time.Time { return now }})
 

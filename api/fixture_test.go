@@ -131,7 +131,7 @@ func setupAPIFixture() (func(), error) {
 		return fail(err)
 	}
 	// Exports go through the spool, as serve runs them.
-	f.an = &Analytics{Query: svc, Keys: f.keys, Now: f.now, ExportMaxRows: 20_000, Limits: f.limits,
+	f.an = &Analytics{Query: svc, Keys: f.keys, Now: f.now, ExportMaxRows: 20_000, Limits: f.limits, Records: db,
 		Thresholds: query.Thresholds{Degraded: 10, Unhealthy: 25, Slow: 3 * time.Second},
 		Downloads:  DownloadLimits{SpoolDir: spool}}
 	f.srv.MountAnalytics(f.an)

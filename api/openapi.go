@@ -18,6 +18,7 @@ import (
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/limits"
 	"github.com/apimeter/apimeter/monitor"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/apimeter/apimeter/schema"
 )
 
@@ -359,7 +360,7 @@ var (
 	listType     = reflect.TypeFor[stringList]()
 )
 
-var decimalType, moneyType = reflect.TypeOf(decimal.Decimal{}), reflect.TypeOf(limits.Money{})
+var decimalType, moneyType = reflect.TypeOf(decimal.Decimal{}), reflect.TypeOf(plans.Money{})
 
 func (g *schemaGen) schema(t reflect.Type) map[string]any {
 	switch t {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/apimeter/apimeter/query"
 	"github.com/apimeter/apimeter/sla"
 )
@@ -135,8 +135,8 @@ func (a *Analytics) sla(c echo.Context) error {
 
 // objectivesFor are the plans' objectives that apply to the scope's
 // tenant (all of them for every tenant), or the one named.
-func (a *Analytics) objectivesFor(sc query.Scope, name string) ([]limits.Objective, error) {
-	var visible []limits.Objective
+func (a *Analytics) objectivesFor(sc query.Scope, name string) ([]plans.Objective, error) {
+	var visible []plans.Objective
 	var names []string
 	for _, o := range a.Limits.Plans().Objectives() {
 		if sc.Tenant == "" || o.AppliesTo(sc.Tenant) {
@@ -149,7 +149,7 @@ func (a *Analytics) objectivesFor(sc query.Scope, name string) ([]limits.Objecti
 	}
 	for _, o := range visible {
 		if o.Name == name {
-			return []limits.Objective{o}, nil
+			return []plans.Objective{o}, nil
 		}
 	}
 	if len(name) > 64 {
@@ -161,12 +161,11 @@ func (a *Analytics) objectivesFor(sc query.Scope, name string) ([]limits.Objecti
 	return nil, BadRequest("objective %q: no such objective here (objectives: %s)", name, strings.Join(names, ", "))
 }
 
-func (a *Analytics) slaReport(c echo.Context, m sla.Month, loc *time.Location, sc query.Scope, objectives []limits.Objective) (*sla.Report, error) {
-	db := a.Limits.Records()
-	if db == nil {
+func (a *Analytics) slaReport(c echo.Context, m sla.Month, loc *time.Location, sc query.Scope, objectives []plans.Objective) (*sla.Report, error) {
+	if a.Records == nil {
 		return nil, Errorf(http.StatusServiceUnavailable, "unavailable", "SLA reports read the usage records, and this server has no store for them")
 	}
-	r := &sla.Reporter{DB: db, Now: a.now}
+	r := &sla.Reporter{DB: a.Records, Now: a.now}
 	return r.Monthly(c.Request().Context(), sla.Request{Month: m, Loc: loc, Scope: sla.Scope{Tenant: sc.Tenant, User: sc.User}, Objectives: objectives})
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/apimeter/apimeter/ingest"
 	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 )
 
 // The SLA route's numbers against the fixture's records, counted here.
@@ -269,12 +270,12 @@ func TestSLABadInputs(t *testing.T) {
 
 // slaServer is a server whose plans file sets objectives, over the
 // fixture's store and keys.
-func slaServer(t *testing.T, plans string) *Server {
-	ps, err := limits.ParsePlans([]byte(plans))
+func slaServer(t *testing.T, file string) *Server {
+	ps, err := plans.ParsePlans([]byte(file))
 	require.NoError(t, err)
 	srv := New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
 	lim := limits.New(limits.Config{Plans: ps, Usage: limits.ClickHouse{DB: fx.db}, Clock: limits.ClockFunc(fx.now)})
-	srv.MountAnalytics(&Analytics{Query: fx.an.Query, Keys: fx.keys, Now: fx.now, Limits: lim})
+	srv.MountAnalytics(&Analytics{Query: fx.an.Query, Keys: fx.keys, Now: fx.now, Limits: lim, Records: fx.db})
 	return srv
 }
 
@@ -359,6 +360,20 @@ func TestSLAObjectivesFromThePlansFile(t *testing.T) {
 	res = SLAResponse{}
 	callOn(t, slaServer(t, "plans:\n  - name: free\nslos: []\n"), "GET", BasePath+"/sla?month=2026-10", adminKey, nil, 200, &res)
 	require.Empty(t, res.Objectives)
+}
+
+// SLA reports read the store they are given, not the limiter's: a server
+// whose limiter counts from the records but that names no store for
+// them answers 503.
+func TestSLANeedsItsOwnRecordsStore(t *testing.T) {
+	setClock(t, time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC))
+	srv := New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
+	lim := limits.New(limits.Config{Usage: limits.ClickHouse{DB: fx.db}, Clock: limits.ClockFunc(fx.now)})
+	srv.MountAnalytics(&Analytics{Query: fx.an.Query, Keys: fx.keys, Now: fx.now, Limits: lim})
+	rec := callOn(t, srv, "GET", BasePath+"/sla?month=2026-10", adminKey, nil, http.StatusServiceUnavailable, nil)
+	require.Contains(t, rec.Body.String(), `"code":"unavailable"`)
+	body := map[string]any{"dataset": "sla", "format": "csv", "startDate": "2026-10-01", "endDate": "2026-10-31"}
+	callOn(t, srv, "POST", BasePath+"/export", adminKey, body, http.StatusServiceUnavailable, nil)
 }
 
 func TestSLAExportMatchesTheRoute(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/apimeter/apimeter/dims"
-	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/apimeter/apimeter/store"
 )
 
@@ -60,6 +60,9 @@ type Config struct {
 	Dimensions []dims.Spec
 	// PlansFile is APIMETER_PLANS_FILE, plans and limits overriding the defaults.
 	PlansFile string
+	// Plans are the plans, parsed once from PlansFile here for every
+	// command to use. Default plans.DefaultPlans().
+	Plans *plans.Plans
 	// TrustedProxies is APIMETER_TRUSTED_PROXIES, comma-separated CIDRs
 	// whose X-Forwarded-For names the client. Default: none.
 	TrustedProxies []*net.IPNet
@@ -194,6 +197,7 @@ func Default() Config {
 		AuthFailuresWindow:       time.Minute,
 		LogLevel:                 slog.LevelInfo,
 		LogFormat:                "text",
+		Plans:                    plans.DefaultPlans(),
 	}
 }
 
@@ -229,6 +233,14 @@ func Parse(getenv func(string) string) (Config, error) {
 	p.str("REDIS_URL", &c.RedisURL)
 	p.str("APIMETER_ADMIN_KEY", &c.AdminKey)
 	p.str("APIMETER_PLANS_FILE", &c.PlansFile)
+	if c.PlansFile != "" {
+		ps, err := plans.LoadPlans(c.PlansFile)
+		if err != nil {
+			p.errs = append(p.errs, fmt.Errorf("APIMETER_PLANS_FILE: %v", err))
+		} else {
+			c.Plans = ps
+		}
+	}
 	if v := getenv("APIMETER_DIMENSIONS"); v != "" {
 		specs, err := dims.Parse(v)
 		if err != nil {
@@ -379,11 +391,6 @@ func (c Config) Validate() error {
 	}
 	if c.AdminKey != "" && len(c.AdminKey) < 16 {
 		bad("APIMETER_ADMIN_KEY", "too short: use at least 16 random characters")
-	}
-	if c.PlansFile != "" {
-		if _, err := limits.LoadPlans(c.PlansFile); err != nil {
-			bad("APIMETER_PLANS_FILE", "%v", err)
-		}
 	}
 	if c.DecisionSecret != "" && len(c.DecisionSecret) < 16 {
 		bad("APIMETER_DECISION_SECRET", "%d bytes: want at least 16", len(c.DecisionSecret))

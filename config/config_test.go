@@ -127,4 +127,17 @@ func TestPlansFileIsCheckedAtStart(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, c.TrustedProxies, 2)
 	require.Equal(t, "open", c.LimitsFail)
+	// The file parsed at start is the one every command uses.
+	require.Equal(t, []string{"free"}, c.Plans.Names())
+	free, _ := c.Plans.Get("free")
+	require.EqualValues(t, 5, free.HourlyRequests)
+	require.EqualValues(t, 0, free.MonthlyRequests)
+}
+
+func TestNoPlansFileIsTheDefaultPlans(t *testing.T) {
+	c, err := Parse(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, []string{"free", "starter", "pro", "enterprise"}, c.Plans.Names())
+	pro, _ := c.Plans.Get("pro")
+	require.Equal(t, [2]uint64{100_000, 2_000}, [2]uint64{pro.MonthlyRequests, pro.HourlyRequests})
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"hash/maphash"
 	"time"
+
+	"github.com/apimeter/apimeter/plans"
 )
 
 // Key names one counter: a policy ("hourly", "quota", "endpoint:…",
@@ -72,8 +74,9 @@ func (s State) Remaining(limit uint64) uint64 {
 	return limit - s.Used
 }
 
-// MaxChecks is the most checks one decision takes.
-const MaxChecks = 8
+// MaxChecks is the most checks one decision takes: the hourly limit,
+// the quota and a plan's endpoint limits.
+const MaxChecks = 2 + plans.MaxEndpointLimits
 
 // ErrTooManyChecks is returned for a decision with more than MaxChecks.
 var ErrTooManyChecks = errors.New("limits: too many checks in one decision")

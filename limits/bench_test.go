@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/apimeter/apimeter/ingest/producer"
+	"github.com/apimeter/apimeter/plans"
 )
 
 // The limits benchmarks: `make bench` runs them; BENCHMARKS.md has the
@@ -66,7 +67,7 @@ func BenchmarkMemoryDecisionWithQuota(b *testing.B) {
 	m := NewMemory(0)
 	users := benchUsers()
 	now := time.Now()
-	start, end := BillingPeriod(now, 1)
+	start, end := plans.BillingPeriod(now, 1)
 	for _, u := range users {
 		_ = m.Raise(context.Background(), Key{Policy: "quota", Tenant: "acme", User: u}, start, end, 0)
 	}
@@ -140,11 +141,11 @@ func benchApp(b *testing.B, track producer.Tracker, lim *Limiter) *echo.Echo {
 }
 
 func benchLimiter() *Limiter {
-	plans, err := ParsePlans([]byte("defaultPlan: big\nplans:\n  - name: big\n    hourlyRequests: 1000000000\n    monthlyRequests: 1000000000\n"))
+	ps, err := plans.ParsePlans([]byte("defaultPlan: big\nplans:\n  - name: big\n    hourlyRequests: 1000000000\n    monthlyRequests: 1000000000\n"))
 	if err != nil {
 		panic(err)
 	}
-	return New(Config{Plans: plans})
+	return New(Config{Plans: ps})
 }
 
 // queueTracker does what Producer.Track does on a request's path — an
@@ -332,7 +333,7 @@ func BenchmarkRedisDecision(b *testing.B) {
 	r := NewRedis(dialTest(b, sharedRedisURL(b)), uniquePrefix(b))
 	users := benchUsers()
 	now := time.Now()
-	start, end := BillingPeriod(now, 1)
+	start, end := plans.BillingPeriod(now, 1)
 	for _, u := range users[:1000] {
 		_ = r.Raise(context.Background(), Key{Policy: "quota", Tenant: "acme", User: u}, start, end, 0)
 	}

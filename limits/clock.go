@@ -1,8 +1,9 @@
 // Package limits decides whether a request may go on: the hourly rate
 // limit of a user's plan, per-endpoint limits, the monthly quota of the
-// billing period and a per-IP limit for unauthenticated calls. It counts
-// in memory (one replica) or in Redis (shared by replicas), and ships as
-// echo middleware any application can use.
+// billing period and a per-IP limit for unauthenticated calls, as the
+// plans of package plans set them. It counts in memory (one replica) or
+// in Redis (shared by replicas), and ships as echo middleware any
+// application can use.
 package limits
 
 import (
@@ -49,27 +50,6 @@ func (m *ManualClock) Advance(d time.Duration) {
 	m.mu.Lock()
 	m.t = m.t.Add(d)
 	m.mu.Unlock()
-}
-
-// BillingPeriod is the monthly billing period holding now for a cycle
-// that starts on day anchor of each month at 00:00 UTC. An anchor past
-// a month's last day falls on that last day (31 → 28 or 29 February,
-// 30 April); anchors outside 1..31 are 1, the calendar month.
-func BillingPeriod(now time.Time, anchor int) (start, end time.Time) {
-	if anchor < 1 || anchor > 31 {
-		anchor = 1
-	}
-	at := func(y int, m time.Month) time.Time {
-		last := time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
-		return time.Date(y, m, min(anchor, last), 0, 0, 0, 0, time.UTC)
-	}
-	// time.Date normalizes months 0 and 13 into the neighbouring years.
-	now = now.UTC()
-	y, m, _ := now.Date()
-	if start = at(y, m); start.After(now) {
-		start, m = at(y, m-1), m-1
-	}
-	return start, at(y, m+1)
 }
 
 // ClockFunc adapts a function to Clock.

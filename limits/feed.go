@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"fmt"
+	"github.com/apimeter/apimeter/plans"
 	"sync"
 	"time"
 
@@ -94,7 +95,7 @@ func (l *Limiter) CountReported(ctx context.Context, rs []Reported) error {
 	}
 	type meta struct {
 		req  Request
-		plan *Plan
+		plan *plans.Plan
 		acct Account
 	}
 	items := make([]Counted, 0, len(rs))

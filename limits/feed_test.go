@@ -10,6 +10,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/apimeter/apimeter/plans"
 )
 
 func TestDecisionIDsNameOneUsersDecision(t *testing.T) {
@@ -172,7 +174,7 @@ func TestReportedCallsCountInRedis(t *testing.T) {
 }
 
 func TestReportedCallsMatchEndpointLimits(t *testing.T) {
-	plans, err := ParsePlans([]byte(`plans:
+	ps, err := plans.ParsePlans([]byte(`plans:
   - name: free
     hourlyRequests: 1000
     endpoints:
@@ -180,7 +182,7 @@ func TestReportedCallsMatchEndpointLimits(t *testing.T) {
 `))
 	require.NoError(t, err)
 	clock := NewManualClock(time.Date(2028, 2, 10, 9, 30, 0, 0, time.UTC))
-	l := New(Config{Plans: plans, Clock: clock})
+	l := New(Config{Plans: ps, Clock: clock})
 	ctx := context.Background()
 	now := clock.Now()
 	require.NoError(t, l.CountReported(ctx, []Reported{

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apimeter/apimeter/forecast"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/sony/gobreaker/v2"
 )
 
@@ -82,8 +83,8 @@ var WarningLevels = []int{80, 90, 95, 100}
 type Config struct {
 	// Backend keeps the counters. Default: NewMemory(0).
 	Backend Backend
-	// Plans are the plans. Default: DefaultPlans().
-	Plans *Plans
+	// Plans are the plans. Default: plans.DefaultPlans().
+	Plans *plans.Plans
 	// Resolver finds a user's account. Default: everyone on the default
 	// plan with calendar-month periods.
 	Resolver Resolver
@@ -129,7 +130,7 @@ type Config struct {
 type Limiter struct {
 	cfg      Config
 	backend  Backend
-	plans    *Plans
+	plans    *plans.Plans
 	breaker  *gobreaker.CircuitBreaker[bool]
 	seeding  sync.Map // seedKey → *seedCall
 	refresh  *shardMap[seedKey, int64]
@@ -155,7 +156,7 @@ func New(cfg Config) *Limiter {
 		cfg.Backend = NewMemory(0)
 	}
 	if cfg.Plans == nil {
-		cfg.Plans = DefaultPlans()
+		cfg.Plans = plans.DefaultPlans()
 	}
 	if cfg.Resolver == nil {
 		cfg.Resolver = ResolverFunc(func(context.Context, string, string) (Account, error) { return Account{}, nil })
@@ -215,7 +216,7 @@ func New(cfg Config) *Limiter {
 }
 
 // Plans are the limiter's plans.
-func (l *Limiter) Plans() *Plans { return l.plans }
+func (l *Limiter) Plans() *plans.Plans { return l.plans }
 
 // Now is the limiter's clock.
 func (l *Limiter) Now() time.Time { return l.cfg.Clock.Now() }
@@ -246,7 +247,7 @@ type Request struct {
 // Decision is the outcome of one decision.
 type Decision struct {
 	Request
-	Plan    *Plan
+	Plan    *plans.Plan
 	Account Account
 	Allowed bool
 	// Failed says the backend could not decide; Allowed then follows the
@@ -298,21 +299,21 @@ func (l *Limiter) decideInto(ctx context.Context, d *Decision, r Request, sc sco
 	return d, l.take(ctx, d)
 }
 
-var anonymous = &Plan{Name: "anonymous"}
+var anonymous = &plans.Plan{Name: "anonymous"}
 
 // planChecks appends the checks of plan p that scope names for r.
-func planChecks(dst []Check, r Request, p *Plan, acct Account, sc scope, now time.Time) []Check {
+func planChecks(dst []Check, r Request, p *plans.Plan, acct Account, sc scope, now time.Time) []Check {
 	if sc&scopeHourly != 0 && p.HourlyRequests > 0 {
 		dst = append(dst, Check{Key: Key{Policy: "hourly", Tenant: r.Tenant, User: r.User}, Limit: p.HourlyRequests, Window: time.Hour})
 	}
 	if sc&scopeQuota != 0 && p.MonthlyRequests > 0 {
-		start, end := BillingPeriod(now, acct.AnchorDay)
+		start, end := plans.BillingPeriod(now, acct.AnchorDay)
 		mode := p.QuotaMode
 		if acct.QuotaMode != "" {
 			mode = acct.QuotaMode
 		}
 		dst = append(dst, Check{Key: Key{Policy: "quota", Tenant: r.Tenant, User: r.User}, Limit: p.MonthlyRequests,
-			PeriodStart: start, PeriodEnd: end, Soft: mode == QuotaSoft})
+			PeriodStart: start, PeriodEnd: end, Soft: mode == plans.QuotaSoft})
 	}
 	if sc&(scopeEndpoints|scopeAllEndpoints) != 0 {
 		for _, e := range p.Endpoints {
@@ -324,7 +325,7 @@ func planChecks(dst []Check, r Request, p *Plan, acct Account, sc scope, now tim
 	return dst
 }
 
-func endpointCheck(e EndpointLimit, tenant, user string) Check {
+func endpointCheck(e plans.EndpointLimit, tenant, user string) Check {
 	name := "endpoint:" + e.Path
 	if e.Method != "" {
 		name = "endpoint:" + e.Method + " " + e.Path
@@ -572,9 +573,9 @@ func (l *Limiter) quotaNotice(d *Decision, c Check, st State) {
 
 func modeOf(c Check) string {
 	if c.Soft {
-		return QuotaSoft
+		return plans.QuotaSoft
 	}
-	return QuotaHard
+	return plans.QuotaHard
 }
 
 // rateLimited sends api.rate_limit.exceeded, at most once a minute per
@@ -616,7 +617,7 @@ type Upgrade struct {
 	Message         string `json:"message"`
 }
 
-func upgradeOf(p, next *Plan) *Upgrade {
+func upgradeOf(p, next *plans.Plan) *Upgrade {
 	if p == nil || next == nil {
 		return nil
 	}
@@ -753,7 +754,7 @@ func (l *Limiter) Usage(ctx context.Context, tenant, user string, start, end tim
 func (l *Limiter) Rollover(now time.Time, anchors map[int]int) (began int) {
 	now = now.UTC()
 	for anchor, users := range anchors {
-		if start, _ := BillingPeriod(now, anchor); start.Equal(now.Truncate(24 * time.Hour)) {
+		if start, _ := plans.BillingPeriod(now, anchor); start.Equal(now.Truncate(24 * time.Hour)) {
 			began += users
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apimeter/apimeter/forecast"
+	"github.com/apimeter/apimeter/plans"
 )
 
 // app is an echo app behind the limiter, with the caller named by the
@@ -175,12 +176,12 @@ func thresholds(evs []Event) []int {
 }
 
 func TestQuotaNoticesOnceEachAcrossARestart(t *testing.T) {
-	plans, err := ParsePlans([]byte("defaultPlan: metered\nplans:\n  - name: metered\n    monthlyRequests: 100\n  - name: bigger\n    monthlyRequests: 1000\n"))
+	ps, err := plans.ParsePlans([]byte("defaultPlan: metered\nplans:\n  - name: metered\n    monthlyRequests: 100\n  - name: bigger\n    monthlyRequests: 1000\n"))
 	require.NoError(t, err)
 	store := &levels{m: map[string]int{}}
 	usage := &recorded{n: map[string]uint64{}}
 	cfg := func() Config {
-		return Config{Plans: plans, Usage: usage, Notices: NewStoreNotices(store), RefreshInterval: time.Hour}
+		return Config{Plans: ps, Usage: usage, Notices: NewStoreNotices(store), RefreshInterval: time.Hour}
 	}
 	serve := func(a *app, from, to int) {
 		for i := from; i <= to; i++ {
@@ -228,9 +229,9 @@ func TestQuotaNoticesOnceEachAcrossARestart(t *testing.T) {
 }
 
 func TestSoftQuotaLetsRequestsThrough(t *testing.T) {
-	plans, err := ParsePlans([]byte("plans:\n  - name: free\n    monthlyRequests: 3\n    quota: soft\n"))
+	ps, err := plans.ParsePlans([]byte("plans:\n  - name: free\n    monthlyRequests: 3\n    quota: soft\n"))
 	require.NoError(t, err)
-	a := newApp(t, Config{Plans: plans})
+	a := newApp(t, Config{Plans: ps})
 	for i := 1; i <= 5; i++ {
 		rec := a.call("GET", "/api/things", "acme", "erin")
 		require.Equal(t, http.StatusOK, rec.Code)
@@ -337,9 +338,9 @@ func TestUnresolvedPlanFollowsTheFailurePolicy(t *testing.T) {
 }
 
 func TestReportCountsNothingAndProtectStandsApart(t *testing.T) {
-	plans, err := ParsePlans([]byte("plans:\n  - name: free\n    hourlyRequests: 2\n    monthlyRequests: 3\n"))
+	ps, err := plans.ParsePlans([]byte("plans:\n  - name: free\n    hourlyRequests: 2\n    monthlyRequests: 3\n"))
 	require.NoError(t, err)
-	a := newApp(t, Config{Plans: plans})
+	a := newApp(t, Config{Plans: ps})
 	a.e.GET("/read", func(c echo.Context) error { return c.String(http.StatusOK, "ok") }, a.mw.RateLimit("api", 4, time.Minute), a.mw.Report())
 	for i := 1; i <= 4; i++ {
 		rec := a.call("GET", "/read", "acme", "kim")
@@ -367,7 +368,7 @@ func TestReportCountsNothingAndProtectStandsApart(t *testing.T) {
 // The warnings say when the quota runs out at the current pace (the
 // Forecast hook's projection); the exceeded notice needs no forecast.
 func TestQuotaWarningsCarryTheForecast(t *testing.T) {
-	plans, err := ParsePlans([]byte("defaultPlan: metered\nplans:\n  - name: metered\n    monthlyRequests: 100\n"))
+	ps, err := plans.ParsePlans([]byte("defaultPlan: metered\nplans:\n  - name: metered\n    monthlyRequests: 100\n"))
 	require.NoError(t, err)
 	runsOut := time.Date(2028, 2, 20, 0, 0, 0, 0, time.UTC)
 	type call struct {
@@ -377,7 +378,7 @@ func TestQuotaWarningsCarryTheForecast(t *testing.T) {
 	}
 	var calls []call
 	fail := false
-	cfg := Config{Plans: plans, Forecast: func(_ context.Context, tenant, user string, _ time.Time, start, end time.Time, limit, used uint64) (forecast.Result, error) {
+	cfg := Config{Plans: ps, Forecast: func(_ context.Context, tenant, user string, _ time.Time, start, end time.Time, limit, used uint64) (forecast.Result, error) {
 		calls = append(calls, call{tenant, user, start, end, limit, used})
 		if fail {
 			return forecast.Result{}, errors.New("store away")
@@ -409,4 +410,15 @@ func TestQuotaWarningsCarryTheForecast(t *testing.T) {
 	require.NotContains(t, ex[0].Data, "forecast")
 	require.Len(t, calls, 3, "80, 90 and 95: one forecast per warning")
 	require.Equal(t, "At this rate the period ends at about 70 of 100.", ForecastSentence(forecast.Result{ProjectedAtPeriodEnd: 70}, 100))
+}
+
+func TestRolloverCountsThePeriodsThatBegin(t *testing.T) {
+	l := New(Config{})
+	anchors := map[int]int{1: 5, 15: 2, 31: 3}
+	d := func(m time.Month, day int) time.Time { return time.Date(2028, m, day, 0, 0, 0, 0, time.UTC) }
+	require.Equal(t, 3, l.Rollover(d(2, 29), anchors), "the 31st falls on the 29th in a leap February")
+	require.Equal(t, 5, l.Rollover(d(3, 1), anchors))
+	require.Equal(t, 2, l.Rollover(d(3, 15).Add(3*time.Hour), anchors))
+	require.Equal(t, 0, l.Rollover(d(3, 16), anchors))
+	require.Equal(t, 3, l.Rollover(d(3, 31), anchors))
 }

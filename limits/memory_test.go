@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/apimeter/apimeter/plans"
 )
 
 var t0 = time.Date(2028, 2, 10, 9, 30, 0, 0, time.UTC)
@@ -124,7 +126,7 @@ func TestQuotaNeedsSeedAndPeriodsRoll(t *testing.T) { quotaContract(t, NewMemory
 // period's end as the retry, Raise never lowering, soft checks counting
 // past the limit, and a new period starting unseeded.
 func quotaContract(t *testing.T, b Backend) {
-	start, end := BillingPeriod(t0, 1)
+	start, end := plans.BillingPeriod(t0, 1)
 	q := Check{Key: Key{Policy: "quota", Tenant: "t", User: "u"}, Limit: 10, PeriodStart: start, PeriodEnd: end}
 	ok, st := take(t, b, t0, q)
 	require.False(t, ok)
@@ -141,7 +143,7 @@ func quotaContract(t *testing.T, b Backend) {
 	require.NoError(t, b.Raise(context.Background(), q.Key, start, end, 3))
 	_, st = take(t, b, t0, Check{Key: q.Key, Limit: 10, PeriodStart: start, PeriodEnd: end, Soft: true})
 	require.EqualValues(t, 11, st[0].Used, "Raise never lowers; a soft check counts past the limit")
-	ns, ne := BillingPeriod(end, 1)
+	ns, ne := plans.BillingPeriod(end, 1)
 	_, st = take(t, b, end, Check{Key: q.Key, Limit: 10, PeriodStart: ns, PeriodEnd: ne})
 	require.True(t, st[0].Unseeded, "a new period starts unseeded")
 }

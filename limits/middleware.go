@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/apimeter/apimeter/plans"
 )
 
 // Identity finds the caller of a request: its tenant and user, "" for
@@ -80,7 +82,7 @@ func (m *Middleware) EndpointRateLimit(path string, n int, window time.Duration)
 	if n <= 0 || window < time.Second {
 		panic(fmt.Sprintf("limits: EndpointRateLimit(%q, %d, %s): want n > 0 and a window of 1s or more", path, n, window))
 	}
-	e := EndpointLimit{Path: path, Limit: uint64(n), Window: window}
+	e := plans.EndpointLimit{Path: path, Limit: uint64(n), Window: window}
 	return m.handler(0, &e)
 }
 
@@ -103,7 +105,7 @@ func (m *Middleware) RateLimit(name string, n int, window time.Duration) echo.Mi
 	if n <= 0 || window < time.Second {
 		panic(fmt.Sprintf("limits: RateLimit(%q, %d, %s): want n > 0 and a window of 1s or more", name, n, window))
 	}
-	e := EndpointLimit{Path: name, Limit: uint64(n), Window: window}
+	e := plans.EndpointLimit{Path: name, Limit: uint64(n), Window: window}
 	return m.handlerMode(0, &e, modeProtect)
 }
 
@@ -115,11 +117,11 @@ const (
 	modeProtect
 )
 
-func (m *Middleware) handler(sc scope, explicit *EndpointLimit) echo.MiddlewareFunc {
+func (m *Middleware) handler(sc scope, explicit *plans.EndpointLimit) echo.MiddlewareFunc {
 	return m.handlerMode(sc, explicit, modeEnforce)
 }
 
-func (m *Middleware) handlerMode(sc scope, explicit *EndpointLimit, md mode) echo.MiddlewareFunc {
+func (m *Middleware) handlerMode(sc scope, explicit *plans.EndpointLimit, md mode) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if m.cfg.Skip != nil && m.cfg.Skip(c) {
@@ -419,7 +421,7 @@ type Refusal struct {
 
 // RefusalOf is the body of a refused decision's 429: the limit that
 // refused it, when it would fit, the plan and the next plan up.
-func RefusalOf(d *Decision, plans *Plans) Refusal {
+func RefusalOf(d *Decision, ps *plans.Plans) Refusal {
 	i := max(d.Denied, 0)
 	ch, st := d.Checks[i], d.States[i]
 	var r Refusal
@@ -427,7 +429,7 @@ func RefusalOf(d *Decision, plans *Plans) Refusal {
 	r.Plan = d.Plan.Name
 	r.RetryAfterSeconds = max(ceilSeconds(st.RetryAfter), 1)
 	if d.User != "" && !ch.Protect {
-		r.Upgrade = upgradeOf(d.Plan, plans.Next(d.Plan))
+		r.Upgrade = upgradeOf(d.Plan, ps.Next(d.Plan))
 	}
 	if ch.Window > 0 {
 		r.Error.Code = "rate_limit_exceeded"
@@ -441,8 +443,8 @@ func RefusalOf(d *Decision, plans *Plans) Refusal {
 
 // Refuse answers a refused request: 429, Retry-After in seconds, and a
 // body naming the limit, the plan and the next plan up.
-func Refuse(c echo.Context, d *Decision, plans *Plans) error {
-	r := RefusalOf(d, plans)
+func Refuse(c echo.Context, d *Decision, ps *plans.Plans) error {
+	r := RefusalOf(d, ps)
 	c.Response().Header().Set("Retry-After", strconv.FormatInt(r.RetryAfterSeconds, 10))
 	return c.JSON(http.StatusTooManyRequests, r)
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/apimeter/apimeter/plans"
 )
 
 // redisServer is a private redis-server the test can stop and start.
@@ -110,7 +112,7 @@ func TestRedisTwoLimitersAdmitExactlyTheLimit(t *testing.T) {
 	// Two replicas: each its own client and backend, one Redis.
 	a, b := NewRedis(dialTest(t, url), prefix), NewRedis(dialTest(t, url), prefix)
 	c := hourly("hammered", 500)
-	start, end := BillingPeriod(time.Now(), 1)
+	start, end := plans.BillingPeriod(time.Now(), 1)
 	q := Check{Key: Key{Policy: "quota", Tenant: "t", User: "hammered"}, Limit: 700, PeriodStart: start, PeriodEnd: end}
 	require.NoError(t, a.Raise(context.Background(), q.Key, start, end, 250))
 	var mu sync.Mutex

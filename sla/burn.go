@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 )
 
 // Severities of burn-rate alerts.
@@ -76,7 +76,7 @@ func Evaluate(target float64, windows map[time.Duration]Counts, rules []Rule, mi
 
 // Alert is an objective's indicator burning its budget for one tenant.
 type Alert struct {
-	Objective limits.Objective
+	Objective plans.Objective
 	Tenant    string
 	SLI       SLI
 	Decision  Decision
@@ -139,7 +139,7 @@ func (a Alert) Data() map[string]any {
 // rules' longest window and hands what fires to Notify.
 type Checker struct {
 	DB         DB
-	Objectives []limits.Objective
+	Objectives []plans.Objective
 	// Rules default to DefaultRules.
 	Rules []Rule
 	Now   func() time.Time

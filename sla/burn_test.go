@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 )
 
 func TestEvaluateAtTheBoundaries(t *testing.T) {
@@ -104,9 +104,9 @@ func TestCountsArithmetic(t *testing.T) {
 }
 
 func TestSLIsAndWorstHours(t *testing.T) {
-	o := limits.Objective{Name: "x", Availability: 99.5, LatencyThreshold: 250 * time.Millisecond, LatencyTarget: 95}
+	o := plans.Objective{Name: "x", Availability: 99.5, LatencyThreshold: 250 * time.Millisecond, LatencyTarget: 95}
 	require.Equal(t, []SLI{{Kind: Availability, Target: 99.5}, {Kind: Latency, Target: 95, Threshold: 250 * time.Millisecond}}, SLIs(o))
-	require.Equal(t, []SLI{{Kind: Latency, Target: 90, Threshold: time.Second}}, SLIs(limits.Objective{LatencyTarget: 90, LatencyThreshold: time.Second}))
+	require.Equal(t, []SLI{{Kind: Latency, Target: 90, Threshold: time.Second}}, SLIs(plans.Objective{LatencyTarget: 90, LatencyThreshold: time.Second}))
 
 	// Ties go to the earlier hour; hours without bad requests are not
 	// worst hours; at most five.

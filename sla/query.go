@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/apimeter/apimeter/store"
 )
 
@@ -55,7 +55,7 @@ const scopeSQL = `
   AND ({user:String} = '' OR user_id = {user:String})
   AND ({endpoint:String} = '' OR endpoint = {endpoint:String})`
 
-func scopeParams(o limits.Objective, sc Scope) []store.Param {
+func scopeParams(o plans.Objective, sc Scope) []store.Param {
 	tenant := sc.Tenant
 	if o.Tenant != "" {
 		tenant = o.Tenant
@@ -75,7 +75,7 @@ ORDER BY tenant_id, hour`
 
 // Hourly tallies the objective's records in [start, end) per tenant and
 // hour of loc, in hour order.
-func Hourly(ctx context.Context, db DB, o limits.Objective, sc Scope, start, end time.Time, loc *time.Location) (map[string][]HourTally, error) {
+func Hourly(ctx context.Context, db DB, o plans.Objective, sc Scope, start, end time.Time, loc *time.Location) (map[string][]HourTally, error) {
 	out := map[string][]HourTally{}
 	if sc.Tenant != "" && !o.AppliesTo(sc.Tenant) {
 		return out, nil
@@ -117,7 +117,7 @@ func windowsSQL(n int) string {
 // Windows tallies the objective's records per tenant over each window
 // ending at now, [now − window, now). Tenants without records in the
 // longest window are left out.
-func Windows(ctx context.Context, db DB, o limits.Objective, sc Scope, now time.Time, windows []time.Duration) (map[string]map[time.Duration]Tally, error) {
+func Windows(ctx context.Context, db DB, o plans.Objective, sc Scope, now time.Time, windows []time.Duration) (map[string]map[time.Duration]Tally, error) {
 	if len(windows) == 0 || sc.Tenant != "" && !o.AppliesTo(sc.Tenant) {
 		return map[string]map[time.Duration]Tally{}, nil
 	}

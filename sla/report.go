@@ -6,7 +6,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 )
 
 // RecentWindows are the windows, ending now, whose burn rates the report
@@ -23,7 +23,7 @@ type Request struct {
 	// Scope narrows the records: a tenant ("" for every tenant, each
 	// judged on its own) and a user ("" for all).
 	Scope      Scope
-	Objectives []limits.Objective
+	Objectives []plans.Objective
 }
 
 // Report is one month's attainment of the objectives.
@@ -39,7 +39,7 @@ type Report struct {
 
 // ObjectiveReport is one objective for one tenant.
 type ObjectiveReport struct {
-	Objective limits.Objective
+	Objective plans.Objective
 	Tenant    string
 	SLIs      []SLIReport
 }

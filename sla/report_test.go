@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apimeter/apimeter/ingest"
-	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 	"github.com/apimeter/apimeter/schema"
 	"github.com/apimeter/apimeter/store"
 	"github.com/apimeter/apimeter/store/storetest"
@@ -143,7 +143,7 @@ func load(db store.Driver) error {
 	return db.Insert(ctx, "usage_events", cols.Block(), store.InsertOptions{DedupToken: "sla-test"})
 }
 
-var testObjectives = []limits.Objective{
+var testObjectives = []plans.Objective{
 	{Name: "api", Availability: 99.9, LatencyThreshold: 3 * time.Second, LatencyTarget: 99},
 	{Name: "orders", Tenant: "t-a", Endpoint: "/api/orders/:id", Availability: 99.5, LatencyThreshold: 500 * time.Millisecond, LatencyTarget: 95, AlertMinRequests: 20},
 	{Name: "search-latency", Endpoint: "/api/search", LatencyThreshold: 500 * time.Millisecond, LatencyTarget: 90, AlertMinRequests: 200},
@@ -151,14 +151,14 @@ var testObjectives = []limits.Objective{
 
 // The expected side: plain loops over the records.
 
-func isBad(r *ingest.Record, k Kind, o limits.Objective) bool {
+func isBad(r *ingest.Record, k Kind, o plans.Objective) bool {
 	if k == Latency {
 		return r.ResponseTimeUs > uint64(o.LatencyThreshold.Microseconds())
 	}
 	return r.StatusCode >= 500
 }
 
-func selected(r *ingest.Record, o limits.Objective, sc Scope, tenant string) bool {
+func selected(r *ingest.Record, o plans.Objective, sc Scope, tenant string) bool {
 	return r.TenantID == tenant && (o.Tenant == "" || r.TenantID == o.Tenant) && (o.Endpoint == "" || r.Endpoint == o.Endpoint) &&
 		(sc.User == "" || r.UserID == sc.User) && (sc.Tenant == "" || r.TenantID == sc.Tenant)
 }
@@ -174,7 +174,7 @@ type expectedSLI struct {
 	hours      map[time.Time][2]uint64 // hour → total, bad
 }
 
-func expectSLI(o limits.Objective, sc Scope, tenant string, k Kind, start, end time.Time, loc *time.Location) expectedSLI {
+func expectSLI(o plans.Objective, sc Scope, tenant string, k Kind, start, end time.Time, loc *time.Location) expectedSLI {
 	e := expectedSLI{hours: map[time.Time][2]uint64{}}
 	for i := range testRecs {
 		r := &testRecs[i]
@@ -215,7 +215,7 @@ func (e expectedSLI) worst() []Hour {
 }
 
 // expectedTenants are the tenants a report lists for an objective.
-func expectedTenants(o limits.Objective, sc Scope, start, end time.Time, extra ...time.Time) []string {
+func expectedTenants(o plans.Objective, sc Scope, start, end time.Time, extra ...time.Time) []string {
 	set := map[string]bool{}
 	for i := range testRecs {
 		r := &testRecs[i]
@@ -305,7 +305,7 @@ func TestMonthlyReportsAgreeWithTheRecords(t *testing.T) {
 	require.Greater(t, seenWorst, 50, "the bad hours show")
 }
 
-func kindsOf(o limits.Objective) []Kind {
+func kindsOf(o plans.Objective) []Kind {
 	var out []Kind
 	if o.Availability > 0 {
 		out = append(out, Availability)
@@ -322,7 +322,7 @@ func kindsOf(o limits.Objective) []Kind {
 func TestMonthBoundariesInTheZone(t *testing.T) {
 	ctx := context.Background()
 	rep := &Reporter{DB: testDB, Now: func() time.Time { return time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC) }}
-	o := []limits.Objective{{Name: "all", Availability: 99}}
+	o := []plans.Objective{{Name: "all", Availability: 99}}
 	totals := map[string]Counts{}
 	for _, zone := range []string{"UTC", "Europe/Berlin", "Asia/Kolkata", "America/St_Johns"} {
 		loc := mustLoc(t, zone)

@@ -1,5 +1,5 @@
 // Package sla judges the service-level objectives of the plans file
-// (limits.Objective): monthly reports per objective and tenant — each
+// (plans.Objective): monthly reports per objective and tenant — each
 // indicator's attainment, error budget, burn rate and worst hours — and
 // the multi-window burn-rate conditions that page or open a ticket.
 //
@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 )
 
 // Kind is a service-level indicator.
@@ -38,7 +38,7 @@ type SLI struct {
 }
 
 // SLIs are the indicators an objective sets, availability first.
-func SLIs(o limits.Objective) []SLI {
+func SLIs(o plans.Objective) []SLI {
 	var out []SLI
 	if o.Availability > 0 {
 		out = append(out, SLI{Kind: Availability, Target: o.Availability})

@@ -20,6 +20,7 @@ import (
 	"github.com/apimeter/apimeter/api"
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 )
 
 // benchDecide measures the decision API: POST /limits/check over
@@ -38,7 +39,7 @@ func benchDecide(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	// Limits no call reaches, so every call is counted and allowed: the
 	// hourly window, the quota and one endpoint window, as a real plan.
-	plans, err := limits.ParsePlans([]byte(`defaultPlan: bench
+	benchPlans, err := plans.ParsePlans([]byte(`defaultPlan: bench
 plans:
   - name: bench
     hourlyRequests: 1000000000
@@ -60,7 +61,7 @@ plans:
 		backend, where = limits.NewRedis(rc, "apimeter-bench:"), "redis"
 	}
 	secret, _ := limits.NewDecisions(limits.NewSecret())
-	lim := limits.New(limits.Config{Backend: backend, Plans: plans, Decisions: secret})
+	lim := limits.New(limits.Config{Backend: backend, Plans: benchPlans, Decisions: secret})
 
 	// In process: the limiter's bound.
 	inProc := runClients(ctx, *clients, *dur, func(i int, n uint64) error {

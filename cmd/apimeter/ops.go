@@ -125,7 +125,7 @@ func jobs(cfg config.Config, db store.Driver, layout schema.Layout, mon *monitor
 		}},
 		{Name: "sla-check", Schedule: scheduler.Every(5 * time.Minute), Run: func(ctx context.Context) error {
 			// Multi-window burn rates of every objective and tenant (sla.DefaultRules).
-			c := sla.Checker{DB: db, Objectives: lim.Plans().Objectives(), Now: time.Now,
+			c := sla.Checker{DB: db, Objectives: cfg.Plans.Objectives(), Now: time.Now,
 				Notify: func(ctx context.Context, a sla.Alert) (bool, error) {
 					return mon.BurnRateAlert(ctx, a.Objective.Name, a.Tenant, string(a.SLI.Kind), a.Decision.Severity, a.Subject(), a.Text(), a.Data())
 				}}

@@ -228,12 +228,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Query: qs, Keys: keys, Ingest: ingestStats, ExportMaxRows: uint64(cfg.ExportMaxRows),
 		Thresholds:         query.Thresholds{Degraded: cfg.HealthDegradedThreshold, Unhealthy: cfg.HealthUnhealthyThreshold, Slow: cfg.SlowResponseThreshold},
 		HealthIncludesSelf: cfg.HealthIncludesSelf,
-		Limits:             lim, Enforce: ownLimits,
+		Limits:             lim, Enforce: ownLimits, Records: db,
 		Downloads: api.DownloadLimits{Max: cfg.ExportsMax, PerCaller: cfg.ExportsPerCaller,
 			SpoolDir: filepath.Join(cfg.DataDir, "export-spool"), SpoolBytes: cfg.ExportSpoolBytes},
 	})
 	srv.MountAccounts(&api.AccountsAPI{
-		Store: accounts.New(db), ValidPlan: lim.Plans().Valid, Plans: lim.Plans().Names,
+		Store: accounts.New(db), ValidPlan: cfg.Plans.Valid, Plans: cfg.Plans.Names,
 		OnChange: resolver.Invalidate,
 	}, api.KeyAuth(keys, true))
 
@@ -334,22 +334,15 @@ func ingestConfig(cfg config.Config, brokers []string) ingest.Config {
 	}
 }
 
-// newLimiter builds the limits of the API: plans from APIMETER_PLANS_FILE,
+// newLimiter builds the limits of the API: the configuration's plans,
 // accounts and recorded usage from ClickHouse, counters in Redis when
 // REDIS_URL is set (shared by replicas) and in memory otherwise.
 func newLimiter(ctx context.Context, cfg config.Config, db store.Driver, rc *redis.Client, reg prometheus.Registerer, log *slog.Logger, bus *events.Bus) (*limits.Limiter, *limits.CachedResolver, error) {
-	plans := limits.DefaultPlans()
-	if cfg.PlansFile != "" {
-		var err error
-		if plans, err = limits.LoadPlans(cfg.PlansFile); err != nil {
-			return nil, nil, err
-		}
-	}
 	ch := limits.ClickHouse{DB: db}
 	resolver := limits.NewCachedResolver(accounts.New(db), 30*time.Second)
 	forecasts := query.New(db, query.Limits{})
 	lc := limits.Config{
-		Plans: plans, Resolver: resolver, Usage: ch, Notices: limits.NewStoreNotices(ch),
+		Plans: cfg.Plans, Resolver: resolver, Usage: ch, Notices: limits.NewStoreNotices(ch),
 		IPLimit: uint64(cfg.RateLimitMaxRequests), IPWindow: cfg.RateLimitWindow, FailClosed: cfg.LimitsFail == "closed",
 		Registerer: reg, Log: log,
 		OnEvent: func(e limits.Event) { bus.Publish(e.ID, e.Type, e.Time, e.Tenant, e.User, e.User, e.Data) },

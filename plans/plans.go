@@ -1,4 +1,4 @@
-package limits
+package plans
 
 import (
 	"bytes"
@@ -32,6 +32,11 @@ type Plan struct {
 
 // Unlimited says the plan has neither an hourly nor a monthly limit.
 func (p *Plan) Unlimited() bool { return p.HourlyRequests == 0 && p.MonthlyRequests == 0 }
+
+// MaxEndpointLimits is the most endpoint limits one plan may set: a
+// decision takes the plan's hourly limit, its quota and these together
+// (limits.MaxChecks is the sum).
+const MaxEndpointLimits = 6
 
 // EndpointLimit limits one endpoint (a route template such as
 // /api/users/:id) per user: Limit requests in any Window.
@@ -112,9 +117,6 @@ func (ps *Plans) Names() []string {
 	}
 	return out
 }
-
-// All are the plans in upgrade order.
-func (ps *Plans) All() []*Plan { return slices.Clone(ps.list) }
 
 // Next is the plan after p in upgrade order with more room, nil when p is
 // the last.
@@ -299,8 +301,8 @@ func (v *validator) plan(i int, e planEntry, currency string) *Plan {
 	default:
 		v.errf(v.line("plans", i, "quota"), "plans[%d].quota %q: want hard or soft", i, e.Quota)
 	}
-	if len(e.Endpoints) > MaxChecks-2 {
-		v.errf(v.line("plans", i, "endpoints"), "plans[%d].endpoints: at most %d endpoint limits per plan", i, MaxChecks-2)
+	if len(e.Endpoints) > MaxEndpointLimits {
+		v.errf(v.line("plans", i, "endpoints"), "plans[%d].endpoints: at most %d endpoint limits per plan", i, MaxEndpointLimits)
 	}
 	for j, ep := range e.Endpoints {
 		at := []any{"plans", i, "endpoints", j}

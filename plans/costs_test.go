@@ -1,4 +1,4 @@
-package limits
+package plans
 
 import (
 	"encoding/json"
@@ -20,7 +20,7 @@ func TestBillOfWeightsIncludedUnitsAndRounding(t *testing.T) {
 `))
 	require.NoError(t, err)
 	p, _ := ps.Get("free")
-	start, end := BillingPeriod(t0, 1)
+	start, end := BillingPeriod(time.Date(2028, 2, 10, 9, 30, 0, 0, time.UTC), 1)
 	b := BillOf(p, start, end, []EndpointUsage{{"/b", 100}, {"/a", 700}})
 	// Units: 700×2 + 100 = 1500; 500 past the 1000 included; 500/1000 ×
 	// 0.333 = 0.1665 → 0.17; total 9.99 + 0.17.
@@ -41,21 +41,4 @@ func TestBillOfWeightsIncludedUnitsAndRounding(t *testing.T) {
 	b = BillOf(p, start, end, []EndpointUsage{{"/a", 500}})
 	require.Equal(t, "0", b.BillableUnits.String())
 	require.Equal(t, "9.99", b.Total.StringFixed(2))
-}
-
-func TestPeriodsGoBackFromNow(t *testing.T) {
-	ps := Periods(time.Date(2028, 3, 10, 0, 0, 0, 0, time.UTC), 31, 3)
-	d := func(m time.Month, day int) time.Time { return time.Date(2028, m, day, 0, 0, 0, 0, time.UTC) }
-	require.Equal(t, [][2]time.Time{{d(2, 29), d(3, 31)}, {d(1, 31), d(2, 29)}, {time.Date(2027, 12, 31, 0, 0, 0, 0, time.UTC), d(1, 31)}}, ps)
-}
-
-func TestRolloverCountsThePeriodsThatBegin(t *testing.T) {
-	l := New(Config{})
-	anchors := map[int]int{1: 5, 15: 2, 31: 3}
-	d := func(m time.Month, day int) time.Time { return time.Date(2028, m, day, 0, 0, 0, 0, time.UTC) }
-	require.Equal(t, 3, l.Rollover(d(2, 29), anchors), "the 31st falls on the 29th in a leap February")
-	require.Equal(t, 5, l.Rollover(d(3, 1), anchors))
-	require.Equal(t, 2, l.Rollover(d(3, 15).Add(3*time.Hour), anchors))
-	require.Equal(t, 0, l.Rollover(d(3, 16), anchors))
-	require.Equal(t, 3, l.Rollover(d(3, 31), anchors))
 }

@@ -1,4 +1,4 @@
-package limits
+package plans
 
 import (
 	"regexp"
@@ -56,21 +56,6 @@ func (ps *Plans) Objectives() []Objective {
 		return DefaultObjectives()
 	}
 	return slices.Clone(ps.slos)
-}
-
-// Records is the store the limiter reads recorded usage from (the DB of
-// its ClickHouse usage source), nil without one. SLA reports read the
-// raw records there.
-func (l *Limiter) Records() DB {
-	switch u := l.cfg.Usage.(type) {
-	case ClickHouse:
-		return u.DB
-	case *ClickHouse:
-		if u != nil {
-			return u.DB
-		}
-	}
-	return nil
 }
 
 // The slos key of the plans file.

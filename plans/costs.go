@@ -1,7 +1,6 @@
-package limits
+package plans
 
 import (
-	"context"
 	"slices"
 	"time"
 
@@ -90,41 +89,4 @@ func BillOf(p *Plan, start, end time.Time, usage []EndpointUsage) Bill {
 		return 1
 	})
 	return b
-}
-
-// Periods are the n billing periods up to the one holding now, newest
-// first.
-func Periods(now time.Time, anchor, n int) [][2]time.Time {
-	return periodsBack(now, anchor, func(_, _ time.Time, have int) bool { return have < n })
-}
-
-// PeriodsOverlapping are the billing periods that overlap [from, to),
-// oldest first.
-func PeriodsOverlapping(from, to time.Time, anchor int) [][2]time.Time {
-	ps := periodsBack(to.Add(-time.Nanosecond), anchor, func(_, end time.Time, _ int) bool { return end.After(from) })
-	slices.Reverse(ps)
-	return ps
-}
-
-// periodsBack walks the periods back from the one holding at while more
-// says so.
-func periodsBack(at time.Time, anchor int, more func(start, end time.Time, have int) bool) [][2]time.Time {
-	var out [][2]time.Time
-	for {
-		s, e := BillingPeriod(at, anchor)
-		if !more(s, e, len(out)) {
-			return out
-		}
-		out = append(out, [2]time.Time{s, e})
-		at = s.Add(-time.Nanosecond)
-	}
-}
-
-// Account is a user's account and plan, as decisions see them.
-func (l *Limiter) Account(ctx context.Context, tenant, user string) (Account, *Plan, error) {
-	a, err := l.cfg.Resolver.Resolve(ctx, tenant, user)
-	if err != nil {
-		return a, nil, err
-	}
-	return a, l.plans.Resolve(a.Plan), nil
 }
