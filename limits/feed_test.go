@@ -226,3 +226,45 @@ func TestFeedCountsWhatIsAdded(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// Across replicas: what the ingesting replica counts into Redis, every
+// other replica's decisions, /quota and /rate-limit see, and the quota
+// notice goes out once whichever replica crosses next.
+func TestReportedCallsReachEveryReplica(t *testing.T) {
+	srv := startRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	t.Cleanup(func() { client.Close() })
+	usage := &recorded{n: map[string]uint64{}}
+	store := &levels{m: map[string]int{}}
+	clock := NewManualClock(time.Date(2028, 2, 10, 9, 30, 0, 0, time.UTC))
+	var events []Event
+	// A quota without an hourly limit, so decisions past 790 go through.
+	ps, err := plans.ParsePlans([]byte("plans:\n  - name: free\n    monthlyRequests: 1000\n"))
+	require.NoError(t, err)
+	replica := func() *Limiter {
+		r := NewRedis(client, "replicas:")
+		r.ClientClock = true
+		return New(Config{Backend: r, Clock: clock, Usage: usage, Plans: ps, Notices: NewRedisNotices(client, "replicas:", store),
+			OnEvent: func(e Event) { events = append(events, e) }})
+	}
+	ingesting, serving := replica(), replica()
+	ctx := context.Background()
+	usage.add("gina", 790)
+	require.NoError(t, ingesting.CountReported(ctx, spread("gina", 790, clock.Now())))
+	d, err := serving.Status(ctx, "acme", "gina")
+	require.NoError(t, err)
+	require.EqualValues(t, 790, d.States[0].Used)
+	require.Empty(t, events, "79 %: no notice yet")
+	// The other replica decides the calls that cross 80 %.
+	for range 10 {
+		usage.add("gina", 1)
+		d, err := serving.Check(ctx, Request{Tenant: "acme", User: "gina", Method: "GET", Route: "/api/things", Cost: 1})
+		require.NoError(t, err)
+		require.True(t, d.Allowed)
+	}
+	require.Equal(t, []int{80}, thresholds(events))
+	// The ingesting replica hears of more calls: 800 → 810, no second 80.
+	usage.add("gina", 10)
+	require.NoError(t, ingesting.CountReported(ctx, spread("gina", 10, clock.Now())))
+	require.Equal(t, []int{80}, thresholds(events))
+}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -34,6 +36,7 @@ func benchDecide(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	dur := fs.Duration("duration", 10*time.Second, "how long each measurement runs")
 	users := fs.Int("users", 10_000, "distinct users the calls are spread over")
 	redisURL := fs.String("redis", "", "count in this Redis (redis://…) instead of in memory")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the loopback run to this file")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
@@ -84,6 +87,16 @@ plans:
 	url := "http://" + srv.Addr() + api.BasePath + "/limits/check"
 	tr := &http.Transport{MaxIdleConnsPerHost: *clients, DialContext: (&net.Dialer{}).DialContext}
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	overHTTP := runClients(ctx, *clients, *dur, func(i int, n uint64) error {
 		body := `{"tenantId":"bench","userId":"user-` + strconv.Itoa(int(n)%*users) + `","endpoint":"/api/orders/` + strconv.Itoa(int(n)%997) + `","method":"GET"}`
 		req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewBufferString(body))
@@ -100,6 +113,9 @@ plans:
 		}
 		return nil
 	})
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	fmt.Fprintf(stdout, "decisions (%s counters, %d clients, %d users, %s each)\n", where, *clients, *users, *dur)
 	fmt.Fprintf(stdout, "  %-28s %12s %10s %10s %8s\n", "", "decisions/s", "p50", "p99", "errors")
 	for _, r := range []struct {
