@@ -36,3 +36,32 @@ plans:
 	// pro 2026-11-15 2026-12-15
 	// units 5000 overage 1.60 total 50.60
 }
+
+// Raw paths, as a gateway sees them, by their route templates.
+func ExamplePlans_Route() {
+	ps, err := plans.ParsePlans([]byte(`plans:
+  - name: free
+routes:
+  - /api/users/me
+  - /api/orders/:orderId/items/:itemId
+  - /files/*path
+`))
+	if err != nil {
+		panic(err)
+	}
+	for _, p := range []string{
+		"/api/orders/42/items/7?expand=lines",
+		"/api/users/me",
+		"/api/users/8812/",
+		"/files/2026/report.pdf",
+		"/v2/sessions/0193a3c4-8f0e-7c2a-9d51-6b2f0e8a1c77",
+	} {
+		fmt.Println(ps.Route(p))
+	}
+	// Output:
+	// /api/orders/:orderId/items/:itemId
+	// /api/users/me
+	// /api/users/:id
+	// /files/*path
+	// /v2/sessions/:id
+}

@@ -71,6 +71,7 @@ type Plans struct {
 	Default string
 	list    []*Plan
 	slos    []Objective // nil: DefaultObjectives (slo.go)
+	routes  *router     // nil: the default rule alone (routes.go)
 }
 
 // DefaultPlans are the plans of the product contract: Free 1,000 a month
@@ -134,7 +135,8 @@ type plansFile struct {
 	DefaultPlan string      `yaml:"defaultPlan"`
 	Currency    string      `yaml:"currency"`
 	Plans       []planEntry `yaml:"plans"`
-	SLOs        *[]sloEntry `yaml:"slos"` // service-level objectives (slo.go)
+	SLOs        *[]sloEntry `yaml:"slos"`   // service-level objectives (slo.go)
+	Routes      []string    `yaml:"routes"` // route templates (routes.go)
 }
 
 type planEntry struct {
@@ -207,6 +209,7 @@ func ParsePlans(b []byte) (*Plans, error) {
 	if f.SLOs != nil {
 		ps.slos = v.objectives(*f.SLOs)
 	}
+	ps.routes = newRouter(v.routes(f.Routes, v.endpoints))
 	if _, ok := ps.Get(ps.Default); !ok && len(f.Plans) > 0 {
 		v.errf(v.line("defaultPlan"), "defaultPlan %q: no plan of that name (plans: %s)", ps.Default, strings.Join(ps.Names(), ", "))
 	}
@@ -219,6 +222,8 @@ func ParsePlans(b []byte) (*Plans, error) {
 type validator struct {
 	root *yaml.Node
 	errs []error
+	// endpoints are the endpoint limits' paths, routes too (routes.go).
+	endpoints []*template
 }
 
 func (v *validator) errf(line int, format string, args ...any) {
@@ -307,8 +312,11 @@ func (v *validator) plan(i int, e planEntry, currency string) *Plan {
 	for j, ep := range e.Endpoints {
 		at := []any{"plans", i, "endpoints", j}
 		l := EndpointLimit{Path: ep.Path, Method: strings.ToUpper(ep.Method)}
-		if !strings.HasPrefix(l.Path, "/") {
-			v.errf(v.line(append(at, "path")...), "%s.path %q: want a route path starting with /", pathString(at), ep.Path)
+		if t, problem := parseTemplate(l.Path); problem != "" {
+			v.errf(v.line(append(at, "path")...), "%s.path %q: %s", pathString(at), ep.Path, problem)
+		} else {
+			t.where, t.line = pathString(at)+".path", v.line(append(at, "path")...)
+			v.endpoints = append(v.endpoints, t)
 		}
 		if l.Limit = v.limit(ep.Limit, append(at, "limit")...); ep.Limit == nil {
 			v.errf(v.line(at...), "%s: set limit", pathString(at))
