@@ -12,6 +12,7 @@ import (
 
 	"github.com/apimeter/apimeter/auth"
 	"github.com/apimeter/apimeter/limits"
+	"github.com/apimeter/apimeter/plans"
 )
 
 // DecisionsAPI answers "may this call go through?" for APIs in any
@@ -25,7 +26,7 @@ type DecisionsAPI struct {
 	Keys   Authenticator
 	// Route maps a raw path (/api/users/123) to the route template that
 	// endpoint limits and analytics use (/api/users/:id). Default: the
-	// path without its query.
+	// default plans' rule (numeric, UUID and other id segments → :id).
 	Route func(path string) string
 }
 
@@ -48,7 +49,7 @@ const (
 // customer's own key).
 func (s *Server) MountDecisions(d *DecisionsAPI) {
 	if d.Route == nil {
-		d.Route = func(p string) string { p, _, _ = strings.Cut(p, "?"); return p }
+		d.Route = plans.DefaultPlans().Route
 	}
 	g := s.echo.Group(BasePath + "/limits")
 	g.POST("/check", d.check, ServiceAuth(d.Keys))

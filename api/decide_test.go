@@ -44,6 +44,7 @@ func TestCheckDecidesCountsAndRefuses(t *testing.T) {
 		require.Equal(t, fx.tenant, r.TenantID, "a service key decides for its own tenant")
 		require.Equal(t, "check-alice", r.UserID)
 		require.Equal(t, "POST", r.Method)
+		require.Equal(t, "/api/orders/:id", r.Endpoint, "a numeric segment is an id")
 		require.Equal(t, "free", r.Plan)
 		require.True(t, fx.decisions.Verify(fx.tenant, "check-alice", r.DecisionID), "the decision names the call for that user")
 		require.Equal(t, r.DecisionID, rec.Header().Get(limits.HeaderDecision))

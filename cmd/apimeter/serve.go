@@ -221,7 +221,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	protect, report := limitMW.RateLimit("api", cfg.RateLimitMaxRequests, cfg.RateLimitWindow), limitMW.Report()
 	ownLimits := func(next echo.HandlerFunc) echo.HandlerFunc { return protect(report(next)) }
 	srv.MountEvents(prod, ingest.Policy{Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour}, api.ServiceAuth(keys))
-	srv.MountDecisions(&api.DecisionsAPI{Limits: lim, Keys: keys})
+	srv.MountDecisions(&api.DecisionsAPI{Limits: lim, Keys: keys, Route: cfg.Plans.Route})
 	qs := query.New(db, query.Limits{})
 	qs.SetDimensions(cfg.Dimensions)
 	srv.MountAnalytics(&api.Analytics{
