@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -30,6 +31,9 @@ type Batch struct {
 	// Replay marks a batch rebuilt from a pending intent after a crash or
 	// a rebalance.
 	Replay bool
+	// calls adds up the records no decision counted (LoadedBatch.Calls);
+	// its memory is kept from batch to batch.
+	calls callSet
 }
 
 // Duplicate is a record dropped because its id was accepted already.
@@ -53,7 +57,8 @@ type DeadLetter struct {
 func (b *Batch) reset(first int64) {
 	b.Usage.Reset()
 	b.Features.Reset()
-	*b = Batch{Topic: b.Topic, Partition: b.Partition, First: first, Usage: b.Usage, Features: b.Features}
+	b.calls.reset()
+	*b = Batch{Topic: b.Topic, Partition: b.Partition, First: first, Usage: b.Usage, Features: b.Features, calls: b.calls}
 }
 
 // Token names the batch for insert deduplication; the same range always
@@ -80,7 +85,10 @@ type batcher struct {
 	// they decide instead of the window, so the replay makes the same rows.
 	// nil otherwise.
 	recorded map[int64]bool
-	rec      Record
+	// decided says whether a decision counted a call already
+	// (Config.Decided); nil: none did.
+	decided func(tenant, user, decisionID string) bool
+	rec     Record
 }
 
 // add decodes one message into b.
@@ -113,8 +121,12 @@ func (bt *batcher) add(b *Batch, m kafka.Message) {
 	}
 	if r.Type == TypeFeature {
 		b.Features.Append(r)
-	} else {
-		b.Usage.Append(r)
+		return
+	}
+	b.Usage.Append(r)
+	if r.StatusCode != http.StatusTooManyRequests &&
+		(r.DecisionID == "" || bt.decided == nil || !bt.decided(r.TenantID, r.UserID, r.DecisionID)) {
+		b.calls.add(&b.Usage)
 	}
 }
 

@@ -97,6 +97,13 @@ type Policy struct {
 	// Dimensions folds the declared custom dimensions of API calls'
 	// metadata (nil: none declared).
 	Dimensions *dims.Folder
+	// Route maps an API call's endpoint to its route template, which is
+	// then what the record carries (nil: the endpoint as sent). It is
+	// called once per API call, from every partition's goroutine at once,
+	// and must give one endpoint the same template every time: a replay
+	// must make the rows its first load made. An empty template, or one
+	// longer than an endpoint may be, leaves the endpoint as sent.
+	Route func(endpoint string) string
 }
 
 func (p Policy) withDefaults() Policy {
@@ -127,17 +134,19 @@ const (
 	fQuantity
 	fCost
 	fMetadata
+	fDecisionID
 	numFields
 )
 
 var fieldNames = [numFields]string{
 	"id", "type", "timestamp", "tenantId", "userId", "apiKeyId", "endpoint", "method", "statusCode",
-	"responseTimeMs", "requestBytes", "responseBytes", "feature", "quantity", "cost", "metadata",
+	"responseTimeMs", "requestBytes", "responseBytes", "feature", "quantity", "cost", "metadata", "decisionId",
 }
 
 // maxLen bounds the string fields, in bytes.
 var maxLen = [numFields]int{
 	fID: MaxIDBytes, fType: 16, fTenantID: auth.MaxNameBytes, fUserID: auth.MaxNameBytes, fAPIKeyID: 128, fEndpoint: 1024, fMethod: 16, fFeature: 256,
+	fDecisionID: MaxIDBytes,
 }
 
 func fieldIndex(key []byte) int {
@@ -183,8 +192,11 @@ func fieldIndex(key []byte) int {
 			return fTimestamp
 		}
 	case 10:
-		if string(key) == "statusCode" {
+		switch string(key) {
+		case "statusCode":
 			return fStatusCode
+		case "decisionId":
+			return fDecisionID
 		}
 	case 12:
 		if string(key) == "requestBytes" {
@@ -436,6 +448,10 @@ func (d *Decoder) validate(f *[numFields]fieldValue, src Source, r *Record) *Rej
 		return rej
 	} else if api && r.Endpoint == "" {
 		return reject(ReasonInvalidValue, "endpoint", "must not be empty")
+	} else if api && d.Policy.Route != nil {
+		if tpl := d.Policy.Route(r.Endpoint); tpl != "" && len(tpl) <= maxLen[fEndpoint] {
+			r.Endpoint = tpl
+		}
 	}
 	if api {
 		var m string
@@ -490,6 +506,16 @@ func (d *Decoder) validate(f *[numFields]fieldValue, src Source, r *Record) *Rej
 	}
 	if rej = d.metadata(f[fMetadata], r); rej != nil {
 		return rej
+	}
+	// A decision id names the limiter decision that counted the call
+	// already; the id rule of tenants and users keeps it printable. Empty
+	// names no decision, like an absent one.
+	if r.DecisionID, _, rej = str(fDecisionID, false, false); rej != nil {
+		return rej
+	} else if r.DecisionID != "" {
+		if p := auth.NameProblem(r.DecisionID); p != "" {
+			return reject(ReasonInvalidValue, "decisionId", "%s", p)
+		}
 	}
 	if api {
 		r.Dimensions = d.Policy.Dimensions.Fold(r.TenantID, r.Metadata)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apimeter/apimeter/dims"
+	"github.com/apimeter/apimeter/ingest/producer"
 )
 
 var src = Source{Topic: "api-usage", Partition: 3, Offset: 1200, TimestampMs: time.Date(2026, 11, 27, 10, 0, 1, 0, time.UTC).UnixMilli()}
@@ -67,6 +68,50 @@ func TestDecodeCostAndDimensions(t *testing.T) {
 	require.Nil(t, d.Decode([]byte(`{"type":"feature","userId":"u","feature":"f","quantity":2,"metadata":{"region":"eu"}}`), src, &feat))
 	require.Nil(t, feat.Dimensions, "feature records have no dimensions")
 	require.Zero(t, feat.Cost)
+}
+
+func TestDecodeDecisionID(t *testing.T) {
+	d := NewDecoder(Policy{})
+	dec := func(extra string) Record {
+		var r Record
+		rej := d.Decode([]byte(`{"userId":"u","endpoint":"/x","method":"GET","statusCode":200,"responseTimeMs":1`+extra+`}`), src, &r)
+		require.Nil(t, rej, extra)
+		return r
+	}
+	require.Equal(t, "dec_01J9Z", dec(`,"decisionId":"dec_01J9Z"`).DecisionID)
+	long := strings.Repeat("d", 128)
+	require.Equal(t, long, dec(`,"decisionId":"`+long+`"`).DecisionID, "128 bytes is the limit")
+	require.Equal(t, "a b/ü", dec(`,"decisionId":"a b\/\u00fc"`).DecisionID, "escapes are decoded")
+	require.Empty(t, dec(``).DecisionID)
+	require.Empty(t, dec(`,"decisionId":null`).DecisionID)
+	require.Empty(t, dec(`,"decisionId":""`).DecisionID, "empty names no decision")
+	// A record decoded after one with an id does not keep it.
+	dec(`,"decisionId":"first"`)
+	require.Empty(t, dec(`,"id":"x"`).DecisionID)
+}
+
+func TestDecodeRoute(t *testing.T) {
+	templates := map[string]string{"/users/42": "/users/:id", "/users/43": "/users/:id", "/blank": ""}
+	var routed []string
+	d := NewDecoder(Policy{Route: func(endpoint string) string {
+		routed = append(routed, endpoint)
+		if tpl, ok := templates[endpoint]; ok {
+			return tpl
+		}
+		return endpoint
+	}})
+	var r Record
+	call := func(endpoint string) string {
+		require.Nil(t, d.Decode([]byte(`{"userId":"u","endpoint":`+strconv.Quote(endpoint)+`,"method":"GET","statusCode":200,"responseTimeMs":1}`), src, &r))
+		return r.Endpoint
+	}
+	require.Equal(t, "/users/:id", call("/users/42"))
+	require.Equal(t, "/users/:id", call("/users/43"))
+	require.Equal(t, "/orders", call("/orders"), "an endpoint the function keeps")
+	require.Equal(t, "/blank", call("/blank"), "an empty template leaves the endpoint as sent")
+	require.Nil(t, d.Decode([]byte(`{"type":"feature","userId":"u","feature":"f","quantity":1,"endpoint":"/users/44"}`), src, &r))
+	require.Equal(t, "/users/44", r.Endpoint, "feature records are not routed")
+	require.Equal(t, []string{"/users/42", "/users/43", "/orders", "/blank"}, routed, "once per API call")
 }
 
 func TestDecodeDefaults(t *testing.T) {
@@ -152,6 +197,11 @@ func TestRejectionCatalogue(t *testing.T) {
 		{"control character in userId", good(`,"userId":"a\u0007b"`), ReasonInvalidValue, "userId"},
 		{"newline in tenantId", good(`,"tenantId":"a\nb"`), ReasonInvalidValue, "tenantId"},
 		{"every tenant as a tenant", good(`,"tenantId":"*"`), ReasonInvalidValue, "tenantId"},
+		{"decisionId too long", good(`,"decisionId":"` + strings.Repeat("d", 129) + `"`), ReasonFieldTooLong, "decisionId"},
+		{"decisionId as number", good(`,"decisionId":12345`), ReasonWrongType, "decisionId"},
+		{"decisionId as object", good(`,"decisionId":{"id":"d"}`), ReasonWrongType, "decisionId"},
+		{"control character in decisionId", good(`,"decisionId":"d\u0000e"`), ReasonInvalidValue, "decisionId"},
+		{"decisionId too long on a feature", `{"type":"feature","userId":"u","feature":"f","quantity":1,"decisionId":"` + strings.Repeat("d", 129) + `"}`, ReasonFieldTooLong, "decisionId"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var r Record
@@ -260,6 +310,7 @@ func FuzzDecode(f *testing.F) {
 		`[{"userId":"u"}]`,
 		`{"metadata":{"k":"v"},"metadata":null,"userId":"x","endpoint":"e","method":"M","statusCode":100,"responseTimeMs":0}`,
 		"{\"a\":\"\\uD83D\\uDE00\\uDE00\"}",
+		`{"userId":"u","endpoint":"/","method":"GET","statusCode":200,"responseTimeMs":1,"decisionId":"dec-\u00e9"}`,
 		` { } `,
 	} {
 		f.Add([]byte(s))
@@ -322,6 +373,25 @@ func TestAppendJSONRoundTrips(t *testing.T) {
 		r.IngestedAtMs = src.TimestampMs
 		require.Equal(t, r, back)
 	}
+}
+
+// TestDecisionIDRoundTrips sends a decision id through both encoders of
+// the record and the decoder.
+func TestDecisionIDRoundTrips(t *testing.T) {
+	dec := NewDecoder(Policy{})
+	in := Record{ID: "r1", Type: TypeAPICall, EventTimeMs: src.TimestampMs - 1000, IngestedAtMs: src.TimestampMs,
+		TenantID: "t1", UserID: "u1", Endpoint: "/a", Method: "GET", StatusCode: 200, ResponseTimeUs: 3000, Cost: 1,
+		DecisionID: "dec_01J9Z3/ü", Topic: src.Topic, Partition: src.Partition, Offset: src.Offset}
+	var back Record
+	require.Nil(t, dec.Decode(in.AppendJSON(nil), src, &back))
+	require.Equal(t, in, back)
+
+	p := producer.Record{TenantID: "t1", UserID: "u1", Endpoint: "/a", Method: "GET", StatusCode: 200, ResponseTimeMs: 3,
+		DecisionID: "dec 2\"x\"", Timestamp: time.UnixMilli(src.TimestampMs)}
+	data, err := p.AppendJSON(nil)
+	require.NoError(t, err)
+	require.Nil(t, dec.Decode(data, src, &back), string(data))
+	require.Equal(t, "dec 2\"x\"", back.DecisionID)
 }
 
 // FuzzTimestamp checks the fast timestamp path against time.Parse.

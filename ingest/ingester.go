@@ -66,6 +66,17 @@ type Config struct {
 	// Dimensions folds declared custom dimensions (nil: none). Run seeds
 	// it from the store before consuming.
 	Dimensions *dims.Folder
+	// Decided says whether a record's decisionId names a decision that
+	// already counted the call for that tenant and user (nil: none did).
+	// Records it refuses, and records without decisionId, are the batch's
+	// reported calls (LoadedBatch.Calls). Called from every partition's
+	// goroutine as its batch is assembled, once per API call that has a
+	// decisionId and is not a 429, and again if the batch is replayed.
+	Decided func(tenant, user, decisionID string) bool
+	// Route maps an api_call record's endpoint to its route template
+	// before it is stored (nil: stored as sent). Called once per record.
+	// See Policy.Route.
+	Route func(endpoint string) string
 	// RetryMin and RetryMax bound the backoff between failed loads.
 	// Defaults 100ms and 10s.
 	RetryMin, RetryMax time.Duration
@@ -341,8 +352,8 @@ func (in *Ingester) fetch(ctx context.Context, src messageSource, partition int,
 		in: in, src: src, partition: partition, a: a, replay: r.replay, out: out,
 		bt: &batcher{
 			topic: in.cfg.Topic, partition: int32(partition),
-			dec:    NewDecoder(Policy{Retention: in.cfg.Retention, Dimensions: in.cfg.Dimensions}),
-			window: r.window, recorded: r.recorded,
+			dec:    NewDecoder(Policy{Retention: in.cfg.Retention, Dimensions: in.cfg.Dimensions, Route: in.cfg.Route}),
+			window: r.window, recorded: r.recorded, decided: in.cfg.Decided,
 		},
 	}
 	next := r.committed
@@ -599,11 +610,17 @@ type LoadedBatch struct {
 	FirstEventAt time.Time      `json:"firstEventAt"`
 	LastEventAt  time.Time      `json:"lastEventAt"`
 	Replay       bool           `json:"replay"`
+	// Calls are the batch's API calls no decision counted, for the
+	// limiter to add (Call): records dropped as retries or rejected are
+	// not among them. The slice is the receiver's to keep; its strings
+	// share the batch's message bytes, so clone one kept for long.
+	Calls []Call `json:"-"`
 }
 
 func summarize(b *Batch) LoadedBatch {
 	l := LoadedBatch{Topic: b.Topic, Partition: b.Partition, FirstOffset: b.First, LastOffset: b.Last, Records: b.Usage.Len(),
-		Features: b.Features.Len(), Rejected: len(b.Rejected), Duplicates: len(b.Duplicates), ByTenant: map[string]int{}, Replay: b.Replay}
+		Features: b.Features.Len(), Rejected: len(b.Rejected), Duplicates: len(b.Duplicates), ByTenant: map[string]int{}, Replay: b.Replay,
+		Calls: b.calls.list(&b.Usage)}
 	for _, t := range b.Usage.tenant {
 		l.ByTenant[t]++
 	}

@@ -351,3 +351,77 @@ func headers(m kafka.Message) map[string]string {
 	}
 	return h
 }
+
+// TestIngestRoutesAndReportsCalls runs the ingester with Route and
+// Decided: endpoints are stored as their templates, and the loaded
+// batches hand the limiter exactly the calls no decision counted.
+func TestIngestRoutesAndReportsCalls(t *testing.T) {
+	brokers := testBrokers(t)
+	db := migratedStore(t)
+	cfg := testConfig(brokers)
+	templates := map[string]string{"/users/42": "/users/:id", "/users/43": "/users/:id", "/users/44": "/users/:id", "/orders/7/items": "/orders/:id/items"}
+	cfg.Route = func(endpoint string) string {
+		if tpl, ok := templates[endpoint]; ok {
+			return tpl
+		}
+		return endpoint
+	}
+	cfg.Decided = func(tenant, user, id string) bool { return tenant == "t1" && user == "u1" && id == "dec-ok" }
+	var mu sync.Mutex
+	calls := map[Call]Call{} // by key, Count and Cost summed over batches
+	cfg.OnLoaded = func(b LoadedBatch) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range b.Calls {
+			k := Call{Tenant: c.Tenant, User: c.User, Method: c.Method, Endpoint: c.Endpoint, Second: c.Second}
+			sum := calls[k]
+			sum.Count += c.Count
+			sum.Cost += c.Cost
+			calls[k] = sum
+		}
+	}
+	sec := time.Now().Add(-time.Minute).Unix()
+	var msgs []message
+	rec := func(id, user, endpoint string, status, cost int, extra string) {
+		v := fmt.Sprintf(`{"id":%q,"tenantId":"t1","userId":%q,"endpoint":%q,"method":"GET","statusCode":%d,"responseTimeMs":2,"cost":%d,"timestamp":%d%s}`,
+			id, user, endpoint, status, cost, sec*1000+int64(len(msgs))*10, extra)
+		msgs = append(msgs, message{key: []byte(id), value: []byte(v)})
+	}
+	rec("r1", "u1", "/users/42", 200, 1, "")
+	rec("r2", "u1", "/users/42", 404, 1, "")
+	rec("r3", "u1", "/users/42", 200, 1, `,"decisionId":"dec-lost"`)
+	rec("r4", "u1", "/users/43", 200, 2, "")
+	rec("r5", "u1", "/users/43", 500, 3, "")
+	rec("r6", "u1", "/orders/7/items", 200, 4, `,"decisionId":"dec-ok"`) // counted by its decision
+	rec("r7", "u2", "/health", 200, 1, "")
+	rec("r8", "u1", "/users/44", 429, 1, "") // refused
+	msgs = append(msgs, message{key: []byte("f1"), value: []byte(`{"id":"f1","type":"feature","tenantId":"t1","userId":"u1","feature":"export","quantity":1,"endpoint":"/users/45"}`)})
+	produce(t, cfg, msgs)
+
+	stop := runIngester(t, cfg, db)
+	waitFor(t, 2*time.Minute, "every message loaded", func() bool {
+		return ledgerMessages(t, db, cfg.Topic) == uint64(len(msgs))
+	})
+	stop()
+
+	rows, err := db.Query(context.Background(), `SELECT endpoint, count() FROM usage_events WHERE kafka_topic = {topic:String}
+		GROUP BY endpoint ORDER BY endpoint`, store.Named("topic", cfg.Topic))
+	require.NoError(t, err)
+	stored := map[string]uint64{}
+	for rows.Next() {
+		var ep string
+		var n uint64
+		require.NoError(t, rows.Scan(&ep, &n))
+		stored[ep] = n
+	}
+	require.NoError(t, rows.Err())
+	rows.Close()
+	require.Equal(t, map[string]uint64{"/users/:id": 6, "/orders/:id/items": 1, "/health": 1}, stored)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, map[Call]Call{
+		{Tenant: "t1", User: "u1", Method: "GET", Endpoint: "/users/:id", Second: sec}: {Count: 5, Cost: 1 + 1 + 1 + 2 + 3}, // r1-r5
+		{Tenant: "t1", User: "u2", Method: "GET", Endpoint: "/health", Second: sec}:    {Count: 1, Cost: 1},                 // r7
+	}, calls)
+}

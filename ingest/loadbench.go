@@ -262,6 +262,9 @@ func loadLocally(ctx context.Context, db LoadBenchDB, cfg LoadBenchConfig, batch
 func endToEnd(ctx context.Context, db LoadBenchDB, cfg LoadBenchConfig, records []Record, run int64) (LoadBenchResult, error) {
 	topic := fmt.Sprintf("bench-%d", run)
 	icfg := Config{Brokers: cfg.Brokers, Topic: topic, Group: topic, Partitions: cfg.Partitions, MaxBatchRecords: cfg.BatchRows}
+	// Something listens to the stored batches, as in serve (the events,
+	// the limiter), so their summaries are made.
+	icfg.OnLoaded = func(LoadedBatch) {}
 	if len(cfg.Dimensions) > 0 {
 		icfg.Dimensions = dims.NewFolder(cfg.Dimensions, nil)
 	}

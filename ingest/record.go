@@ -31,8 +31,12 @@ type Record struct {
 	ResponseBytes  uint64
 	// Cost is what an API call counts for against limits and quotas: 1
 	// unless the record says otherwise.
-	Cost     uint32
-	Metadata map[string]string
+	Cost uint32
+	// DecisionID names the limiter decision that counted the call, when
+	// one did (the record's decisionId). It decides whether the call is in
+	// Batch.Calls and is not stored.
+	DecisionID string
+	Metadata   map[string]string
 	// Dimensions are the declared custom dimensions of Metadata, folded
 	// (package dims).
 	Dimensions map[string]string
@@ -196,6 +200,10 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 	if r.APIKeyID != "" {
 		dst = append(dst, `,"apiKeyId":`...)
 		dst = strconv.AppendQuote(dst, r.APIKeyID)
+	}
+	if r.DecisionID != "" {
+		dst = append(dst, `,"decisionId":`...)
+		dst = strconv.AppendQuote(dst, r.DecisionID)
 	}
 	if r.Type == TypeFeature {
 		dst = append(dst, `,"feature":`...)

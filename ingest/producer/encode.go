@@ -41,6 +41,7 @@ func (r Record) AppendJSON(b []byte) ([]byte, error) {
 	str("tenantId", r.TenantID, false)
 	str("userId", r.UserID, true)
 	str("apiKeyId", r.APIKeyID, false)
+	str("decisionId", r.DecisionID, false)
 	str("endpoint", r.Endpoint, false)
 	str("method", r.Method, false)
 	num("statusCode", int64(r.StatusCode))

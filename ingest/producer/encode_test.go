@@ -48,7 +48,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		return b.String()
 	}
 	for range 5000 {
-		r := Record{ID: s(), TenantID: s(), UserID: s(), APIKeyID: s(), Endpoint: s(), Method: s(),
+		r := Record{ID: s(), TenantID: s(), UserID: s(), APIKeyID: s(), DecisionID: s(), Endpoint: s(), Method: s(),
 			StatusCode: rnd.IntN(600), ResponseTimeMs: []float64{0, 0.001, 12.5, 1e-7, 3e21, rnd.Float64() * 1e4}[rnd.IntN(6)],
 			RequestBytes: rnd.Int64N(1 << 40), ResponseBytes: rnd.Int64N(3), Timestamp: time.UnixMilli(rnd.Int64N(4e12))}
 		if rnd.IntN(3) == 0 {
@@ -72,4 +72,18 @@ func FuzzAppendJSON(f *testing.F) {
 		}
 		sameJSON(t, r)
 	})
+}
+
+func TestDecisionIDRoundTrips(t *testing.T) {
+	for _, id := range []string{"dec_01J9Z3", "a b/ü\"q\"", strings.Repeat("d", 128)} {
+		in := Record{UserID: "u1", Endpoint: "/a", Method: "GET", StatusCode: 200, DecisionID: id, Timestamp: time.Unix(1, 0)}
+		data, err := in.AppendJSON(nil)
+		require.NoError(t, err)
+		var back Record
+		require.NoError(t, json.Unmarshal(data, &back), string(data))
+		require.Equal(t, id, back.DecisionID, string(data))
+	}
+	data, err := Record{UserID: "u1"}.AppendJSON(nil)
+	require.NoError(t, err)
+	require.NotContains(t, string(data), "decisionId", "left out when empty")
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 )
@@ -40,6 +42,18 @@ type MiddlewareConfig struct {
 
 const skipKey = "apimeter.skipTracking"
 
+// ContextDecision is the echo context key under which a limiter that
+// decided a request leaves the decision's id (a string), for TrackUsage
+// to put in the request's record.
+const ContextDecision = "apimeter.decision"
+
+// decisionHeader carries the id of a decision taken on another hop (a
+// gateway, a proxy, a limiter in front of this service).
+const decisionHeader = "X-Apimeter-Decision"
+
+// maxDecisionBytes is the longest decisionId the ingester takes.
+const maxDecisionBytes = 128
+
 // SkipTracking is route middleware that keeps a route out of tracking,
 // the seed's `config: { skipTracking: true }`:
 //
@@ -58,6 +72,14 @@ func SkipTracking() echo.MiddlewareFunc {
 // endpoint), method, status, latency, request and response bytes, tenant
 // and user. It sends after the response is written and never delays it
 // (Track does not block).
+//
+// A call an apimeter limiter decided is counted already, so the record
+// carries the decision's id (DecisionID) and the ingester does not count
+// it again: the id the limiter left in the echo context under
+// ContextDecision, or else the response's X-Apimeter-Decision header (a
+// limiter on another hop). An id the ingester would refuse (over 128
+// bytes, control characters) is left out, so the record is still stored;
+// the call then counts as reported.
 func TrackUsage(t Tracker, cfg MiddlewareConfig) echo.MiddlewareFunc {
 	if cfg.Identity == nil {
 		cfg.Identity = contextIdentity
@@ -108,6 +130,7 @@ func TrackUsage(t Tracker, cfg MiddlewareConfig) echo.MiddlewareFunc {
 			if cfg.Cost != nil {
 				r.Cost = uint32(min(cfg.Cost(c), 1_000_000_000))
 			}
+			r.DecisionID = decisionOf(c)
 			t.Track(r)
 			return err
 		}
@@ -140,6 +163,23 @@ func statusOf(c echo.Context, err error) int {
 		return sc.StatusCode()
 	}
 	return http.StatusInternalServerError
+}
+
+// decisionOf is the id of the decision that counted the request, if any.
+func decisionOf(c echo.Context) string {
+	id, _ := c.Get(ContextDecision).(string)
+	if id == "" {
+		id = c.Response().Header().Get(decisionHeader)
+	}
+	if id == "" || len(id) > maxDecisionBytes || !utf8.ValidString(id) {
+		return ""
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return ""
+		}
+	}
+	return id
 }
 
 func contextIdentity(c echo.Context) (string, string, string) {

@@ -101,3 +101,45 @@ func TestTrackUsageMiddleware(t *testing.T) {
 	require.Equal(t, 204, byEndpoint["/slow"][0].StatusCode)
 	require.Equal(t, 404, byEndpoint["unmatched"][0].StatusCode)
 }
+
+// TestTrackUsageDecision checks that a record carries the decision that
+// counted its call: from the context (a limiter in this process), else
+// from the response header (a limiter on another hop).
+func TestTrackUsageDecision(t *testing.T) {
+	col := &collector{}
+	e := echo.New()
+	e.Use(TrackUsage(col, MiddlewareConfig{}))
+	limiter := func(next echo.HandlerFunc) echo.HandlerFunc { // a stand-in limiter middleware
+		return func(c echo.Context) error {
+			if id := c.Request().Header.Get("X-Test-Decide"); id != "" {
+				c.Set("apimeter.decision", id)
+			}
+			return next(c)
+		}
+	}
+	e.GET("/a", func(c echo.Context) error {
+		if h := c.Request().Header.Get("X-Test-Upstream"); h != "" {
+			c.Response().Header().Set("X-Apimeter-Decision", h)
+		}
+		return c.NoContent(200)
+	}, limiter)
+
+	do := func(decide, upstream string) string {
+		req := httptest.NewRequest("GET", "/a", nil)
+		if decide != "" {
+			req.Header.Set("X-Test-Decide", decide)
+		}
+		if upstream != "" {
+			req.Header.Set("X-Test-Upstream", upstream)
+		}
+		e.ServeHTTP(httptest.NewRecorder(), req)
+		got := col.records[len(col.records)-1]
+		return got.DecisionID
+	}
+	require.Equal(t, "dec-ctx", do("dec-ctx", ""), "from the context")
+	require.Equal(t, "dec-hop", do("", "dec-hop"), "from the response header")
+	require.Equal(t, "dec-ctx", do("dec-ctx", "dec-hop"), "the context first")
+	require.Empty(t, do("", ""), "no decision")
+	require.Empty(t, do("", strings.Repeat("d", 129)), "one the ingester would refuse is left out")
+	require.Equal(t, "apimeter.decision", ContextDecision)
+}

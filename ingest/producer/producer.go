@@ -44,8 +44,12 @@ type Record struct {
 	Quantity       float64   `json:"quantity,omitempty"`
 	// Cost is what the call counts for against limits and quotas (e.g. a
 	// GraphQL query's complexity); 0 leaves it out, and the call counts 1.
-	Cost     uint32            `json:"cost,omitempty"`
-	Metadata map[string]string `json:"metadata,omitempty"`
+	Cost uint32 `json:"cost,omitempty"`
+	// DecisionID names the limiter decision that counted the call
+	// already, so that apimeter does not count it again; empty when no
+	// decision did. TrackUsage fills it.
+	DecisionID string            `json:"decisionId,omitempty"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
 }
 
 // MarshalJSON writes the record with its timestamp in RFC 3339 (ms), and
