@@ -56,11 +56,13 @@ test-docker: deps
 
 ## bench: bulk-load rates (engine bound, Go path, naive baseline), the
 ## analytics routes and exports on 10 M records, interactive latency under
-## slow export downloads, and the micro-benchmarks of the hot paths
+## slow export downloads, NGINX without and with the gateway check (skipped
+## without nginx or wrk), and the micro-benchmarks of the hot paths
 bench: deps build
 	./$(BIN) bench load
 	./$(BIN) bench query --rows 10000000
 	./$(BIN) bench slow-exports --records 600000
+	APIMETER_BIN=$(BIN) deploy/gateway/bench.sh
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 ## lint: formatting and vet
