@@ -735,6 +735,12 @@ func (l *Limiter) Peek(ctx context.Context, r Request) (*Decision, error) {
 	return d, err
 }
 
+// Decided says whether id names a decision of this limiter's replicas
+// that counted a call of tenant's user (false without decision ids).
+func (l *Limiter) Decided(tenant, user, id string) bool {
+	return l.cfg.Decisions != nil && l.cfg.Decisions.Verify(tenant, user, id)
+}
+
 // FailClosed says whether decisions are refused while the backend fails.
 func (l *Limiter) FailClosed() bool { return l.cfg.FailClosed }
 

@@ -144,8 +144,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		defer rc.Close()
 	}
 
+	lim, resolver, err := newLimiter(ctx, cfg, db, rc, reg, log, bus)
+	if err != nil {
+		return err
+	}
+	// Stored records no decision counted reach the limits through the
+	// feed, off the ingester's path.
+	feed := limits.NewFeed(lim, limits.FeedConfig{Registerer: reg})
+
 	var ingestStats api.IngestStats
 	if roles["ingest"] {
+		if rc == nil && !roles["api"] {
+			log.Warn("limits are in this process's memory and no API runs here: the stored calls it counts reach no decision; set REDIS_URL so every replica shares them")
+		}
 		icfg := ingestConfig(cfg, brokers)
 		icfg.GroupSecret = groupSecret
 		icfg.InsertSettings = layout.InsertSettings()
@@ -161,7 +172,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 			bus.Publish(fmt.Sprintf("usage:%s:%d:%d", b.Topic, b.Partition, b.FirstOffset), "api.usage.tracked", time.Now(), "", "",
 				fmt.Sprintf("%s/%d", b.Topic, b.Partition), b)
+			feed.Add(reportedCalls(b.Calls))
 		}
+		icfg.Decided = lim.Decided
+		icfg.Route = cfg.Plans.Route
 		in, err := ingest.New(icfg, db, log, reg)
 		if err != nil {
 			return err
@@ -187,10 +201,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}()
 
-	lim, resolver, err := newLimiter(ctx, cfg, db, rc, reg, log, bus)
-	if err != nil {
-		return err
-	}
 	srv := api.New(api.Config{Addr: cfg.HTTPAddr, MetricsAddr: cfg.MetricsAddr, TrustedProxies: cfg.TrustedProxies,
 		AuthGuard: lim.Strikes("auth", cfg.AuthFailuresMax, cfg.AuthFailuresWindow)}, log, reg, checks)
 	var tracker producer.Tracker = prod
@@ -211,6 +221,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	keys := auth.NewStore(db, cfg.AdminKey)
 	lctx, stopLimiter := context.WithCancel(store.WithClass(context.Background(), store.Background))
 	g.Add(func() error { return lim.Run(lctx) }, func(error) { stopLimiter() })
+	fctx, stopFeed := context.WithCancel(store.WithClass(context.Background(), store.Background))
+	g.Add(func() error { return feed.Run(fctx) }, func(error) { stopFeed() })
 	// apimeter's own API is not the metered API: its calls neither count
 	// against a caller's plan nor are refused by it (reading one's usage
 	// must work when the quota is spent). Each response shows the plan's
@@ -301,6 +313,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return nil
 	}
 	return err
+}
+
+// reportedCalls are a stored batch's calls as the limiter counts them;
+// apimeter's own API (tenant api.OwnTenant) is no one's plan usage.
+func reportedCalls(calls []ingest.Call) []limits.Reported {
+	out := make([]limits.Reported, 0, len(calls))
+	for _, c := range calls {
+		if c.Tenant == api.OwnTenant {
+			continue
+		}
+		out = append(out, limits.Reported{Tenant: strings.Clone(c.Tenant), User: strings.Clone(c.User), Method: strings.Clone(c.Method),
+			Route: strings.Clone(c.Endpoint), At: time.Unix(c.Second, 0), Cost: c.Cost})
+	}
+	return out
 }
 
 // parseRoles reads --roles.
