@@ -63,6 +63,7 @@ bench: deps build
 	./$(BIN) bench query --rows 10000000
 	./$(BIN) bench slow-exports --records 600000
 	APIMETER_BIN=$(BIN) deploy/gateway/bench.sh
+	./$(BIN) bench decide
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 ## lint: formatting and vet
