@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -54,21 +52,7 @@ func (s *limitsServer) do(t *testing.T, method, path, key string, body any) (int
 	if key == "" {
 		key = s.key
 	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(t, err)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "http://"+s.addr+"/api/api-usage"+path, rd)
-	req.Header.Set("Authorization", "Bearer "+key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	status, header, raw := sendHeaders(t, s.server, key, method, path, body)
 	var out map[string]any
 	if len(raw) > 0 && raw[0] == '{' {
 		require.NoError(t, json.Unmarshal(raw, &out), "%s", raw)
@@ -77,7 +61,7 @@ func (s *limitsServer) do(t *testing.T, method, path, key string, body any) (int
 		require.NoError(t, json.Unmarshal(raw, &arr), "%s", raw)
 		out = map[string]any{"items": arr}
 	}
-	return resp.StatusCode, resp.Header, out
+	return status, header, out
 }
 
 // usageOf reads a user's quota used and hourly remaining.

@@ -54,6 +54,13 @@ func chromium(t *testing.T) string {
 // and returns the status and the answer.
 func send(t *testing.T, s *server, key, method, path string, body any) (int, []byte) {
 	t.Helper()
+	status, _, raw := sendHeaders(t, s, key, method, path, body)
+	return status, raw
+}
+
+// sendHeaders is send with the answer's headers.
+func sendHeaders(t *testing.T, s *server, key, method, path string, body any) (int, http.Header, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -70,7 +77,7 @@ func send(t *testing.T, s *server, key, method, path string, body any) (int, []b
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, raw
+	return resp.StatusCode, resp.Header, raw
 }
 
 // apiCall calls the API of s with key, requires a success and decodes
