@@ -127,6 +127,10 @@ func (a *AccountsAPI) put(c echo.Context) error {
 	if err := decodeBody(c, &b); err != nil {
 		return err
 	}
+	var noUser string // the path names the user
+	if err := queryScope(c, &b.TenantID, &noUser); err != nil {
+		return err
+	}
 	tenant, err := accountTenant(c, b.TenantID)
 	if err != nil {
 		return err

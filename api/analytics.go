@@ -431,6 +431,9 @@ type bodyRequest struct {
 func (a *Analytics) readBody(c echo.Context, b *bodyRequest) (auth.Principal, query.Scope, query.Range, query.Filters, error) {
 	p, _ := principal(c)
 	var f query.Filters
+	if err := queryScope(c, &b.TenantID, &b.UserID); err != nil {
+		return p, query.Scope{}, query.Range{}, f, err
+	}
 	sc, err := scopeOf(p, b.TenantID, b.UserID)
 	if err != nil {
 		return p, sc, query.Range{}, f, err

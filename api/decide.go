@@ -126,6 +126,9 @@ func (d *DecisionsAPI) check(c echo.Context) error {
 	if err := decodeBody(c, &b); err != nil {
 		return err
 	}
+	if err := queryScope(c, &b.TenantID, &b.UserID); err != nil {
+		return err
+	}
 	caller, _ := principal(c)
 	r := limits.Request{Method: strings.ToUpper(b.Method), Cost: 1}
 	if b.Cost != nil {

@@ -41,6 +41,9 @@ type rejected struct {
 func (s *Server) MountEvents(sink EventSink, policy ingest.Policy, auth echo.MiddlewareFunc) {
 	dec := ingest.NewDecoder(policy)
 	s.echo.POST("/api/api-usage/events", func(c echo.Context) error {
+		if err := jsonContentType(c); err != nil {
+			return err
+		}
 		body, err := readBody(c, maxEventsBody)
 		if err != nil {
 			return err

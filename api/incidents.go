@@ -57,7 +57,7 @@ func (a *IncidentsAPI) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(incidentFilters, status) {
+	if _, given := q["status"]; (given && status == "") || !slices.Contains(incidentFilters, status) {
 		return BadRequest("status %q: want open, investigating, identified, monitoring or resolved", status)
 	}
 	limit, err := intParam(q, "limit", 100, 1, 1000)

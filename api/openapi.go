@@ -37,6 +37,8 @@ type apiRoute struct {
 	resp     any // 200/201 response type
 	status   int
 	download bool // a streamed file
+	// bodyOptional: the route takes no body as well as one.
+	bodyOptional bool
 	// refusal, when set, is the body of the route's own 429 (a decision
 	// that refuses the call), sent with the limit headers.
 	refusal any
@@ -61,6 +63,13 @@ var (
 	pScope = []apiParam{
 		{name: "tenantId", in: "query", typ: "string", desc: "global admins: narrow to one tenant"},
 		{name: "userId", in: "query", typ: "string", desc: "admins: narrow to one user"},
+	}
+	// pBodyScope: routes with a JSON body also take the scope from the
+	// query string; given in both places, it must agree. Any other query
+	// parameter is a 400.
+	pBodyScope = []apiParam{
+		{name: "tenantId", in: "query", typ: "string", desc: "as the body's tenantId (the same value if both are given)"},
+		{name: "userId", in: "query", typ: "string", desc: "as the body's userId (the same value if both are given)"},
 	}
 	pFilters = []apiParam{
 		{name: "endpoint", in: "query", typ: "string", desc: "comma-separated or repeated"},
@@ -102,7 +111,7 @@ var apiRoutes = []apiRoute{
 			{name: "groupBy", in: "query", typ: "string", enum: []string{"hour", "day", "week", "month"}, desc: "add a series with these buckets"},
 			{name: "limit", in: "query", typ: "integer", desc: "top endpoints, 1-100, default 10"},
 		}), resp: StatsResponse{}},
-	{method: "POST", path: "/time-series", who: "user", summary: "Series of points, gaps filled with zeros", body: SeriesBody{}, resp: SeriesJSON{}},
+	{method: "POST", path: "/time-series", who: "user", summary: "Series of points, gaps filled with zeros", params: pBodyScope, body: SeriesBody{}, resp: SeriesJSON{}},
 	{method: "GET", path: "/rate-limit", who: "user", summary: "The hourly limit (a sliding hour) and the plan's endpoint limits, as the limit headers count them", params: pScope, resp: RateLimitResponse{}},
 	{method: "GET", path: "/quota", who: "user", summary: "The quotas of the current billing period, with a forecast of the period's end", params: pScope, resp: []QuotaLimit{}},
 	{method: "GET", path: "/costs", who: "user", summary: "Bills of the current billing period and the ones before it, per endpoint",
@@ -113,7 +122,7 @@ var apiRoutes = []apiRoute{
 			{name: "timezone", in: "query", typ: "string", desc: "IANA time zone of the month's days and hours; default UTC"},
 			{name: "objective", in: "query", typ: "string", desc: "one objective by name; default every objective that applies"},
 		}), resp: SLAResponse{}},
-	{method: "POST", path: "/export", who: "user", summary: "A streamed download in Arrow IPC stream, CSV, JSON or NDJSON", body: ExportBody{}, download: true},
+	{method: "POST", path: "/export", who: "user", summary: "A streamed download in Arrow IPC stream, CSV, JSON or NDJSON", params: pBodyScope, body: ExportBody{}, download: true},
 	{method: "GET", path: "/endpoints/{endpoint}/analytics", who: "user", summary: "One endpoint's latency, errors, status codes, methods and series",
 		params: params([]apiParam{{name: "endpoint", in: "path", typ: "string", required: true, desc: "URL-encoded, e.g. %2Fapi%2Fusers%2F%3Aid"},
 			{name: "granularity", in: "query", typ: "string", enum: []string{"minute", "hour", "day", "week", "month"}}},
@@ -133,14 +142,14 @@ var apiRoutes = []apiRoute{
 	{method: "GET", path: "/health", who: "public", summary: "Health from the last five minutes; a key narrows it to what the key reads",
 		params: pScope, resp: HealthResponse{}},
 	{method: "POST", path: "/limits/check", who: "service", summary: "Decide one call of any API: counted when allowed (200), refused with the limit and Retry-After (429)",
-		body: CheckBody{}, resp: CheckResponse{}, refusal: CheckResponse{}},
+		params: pBodyScope, body: CheckBody{}, resp: CheckResponse{}, refusal: CheckResponse{}},
 	{method: "POST", path: "/events", who: "service", summary: "Records to Kafka, one or an array", body: json.RawMessage{}, resp: EventsResponse{}, status: http.StatusAccepted},
 	{method: "POST", path: "/admin/keys", who: "admin", summary: "Issue a key (its secret is shown once)", body: KeyBody{}, resp: CreatedKey{}, status: http.StatusCreated},
 	{method: "GET", path: "/admin/keys", who: "admin", summary: "List keys", params: pScope, resp: KeyList{}},
 	{method: "DELETE", path: "/admin/keys/{keyId}", who: "admin", summary: "Revoke a key",
 		params: []apiParam{{name: "keyId", in: "path", typ: "string", required: true}}, resp: auth.Key{}},
 	{method: "PUT", path: "/admin/accounts/{userId}", who: "global", summary: "Set a user's plan, billing-cycle anchor day and quota mode",
-		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}}, body: AccountBody{}, resp: accounts.Account{}},
+		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}, pBodyScope[0]}, body: AccountBody{}, resp: accounts.Account{}},
 	{method: "GET", path: "/admin/accounts", who: "admin", summary: "List accounts",
 		params: []apiParam{pScope[0], {name: "plan", in: "query", typ: "string", desc: "only the accounts on this plan"}}, resp: AccountList{}},
 	{method: "GET", path: "/admin/accounts/{userId}", who: "admin", summary: "A user's account",
@@ -155,7 +164,7 @@ var apiRoutes = []apiRoute{
 	{method: "POST", path: "/admin/incidents/{id}/updates", who: "global", summary: "Add a timeline entry, optionally with a new status (global admins)",
 		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, body: IncidentUpdateBody{}, resp: monitor.Incident{}},
 	{method: "POST", path: "/admin/incidents/{id}/resolve", who: "global", summary: "Resolve an incident by hand (global admins)",
-		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, body: IncidentUpdateBody{}, resp: monitor.Incident{}},
+		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, body: IncidentUpdateBody{}, bodyOptional: true, resp: monitor.Incident{}},
 	{method: "GET", path: "/admin/jobs", who: "global", summary: "Background jobs, their next runs and recent runs (global admins)",
 		params: []apiParam{{name: "job", in: "query", typ: "string", desc: "one job's runs"}, {name: "limit", in: "query", typ: "integer", desc: "1-1000, default 50"}}, resp: JobsResponse{}},
 	{method: "POST", path: "/admin/jobs/{name}/run", who: "global", summary: "Run a job now on this replica (global admins)",
@@ -239,7 +248,7 @@ func OpenAPI() map[string]any {
 		}
 		if r.body != nil {
 			sg.request = true
-			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": sg.schema(reflect.TypeOf(r.body))}}}
+			op["requestBody"] = map[string]any{"required": !r.bodyOptional, "content": map[string]any{"application/json": map[string]any{"schema": sg.schema(reflect.TypeOf(r.body))}}}
 			sg.request = false
 		}
 		status := r.status

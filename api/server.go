@@ -131,6 +131,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, checks map[stri
 	}))
 	e.Use(s.observe(requests))
 	e.Use(s.guardAuth)
+	e.Use(bodyRouteQuery)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
