@@ -32,19 +32,20 @@ type metrics struct {
 
 // Stats is a snapshot of the ingester's progress.
 type Stats struct {
-	Stored        uint64            `json:"stored"`
-	Rejected      uint64            `json:"rejected"`
-	Duplicates    uint64            `json:"duplicates"`
-	Batches       uint64            `json:"batches"`
-	Replays       uint64            `json:"replays"`
-	LoadRetries   uint64            `json:"loadRetries"`
-	RecordsPerSec float64           `json:"recordsPerSecond"`
-	LastBatch     int               `json:"lastBatchRecords"`
-	LastLoad      time.Duration     `json:"lastLoadMs"`
-	Partitions    int               `json:"partitions"`
-	Lag           map[string]int64  `json:"lagByPartition"`
-	DLQ           map[Reason]uint64 `json:"deadLettersByReason"`
-	LastLoadedAt  time.Time         `json:"lastLoadedAt"`
+	Stored        uint64  `json:"stored"`
+	Rejected      uint64  `json:"rejected"`
+	Duplicates    uint64  `json:"duplicates"`
+	Batches       uint64  `json:"batches"`
+	Replays       uint64  `json:"replays"`
+	LoadRetries   uint64  `json:"loadRetries"`
+	RecordsPerSec float64 `json:"recordsPerSecond"`
+	LastBatch     int     `json:"lastBatchRecords"`
+	// LastLoadMs is how long the last batch took to load, in ms.
+	LastLoadMs   float64           `json:"lastLoadMs"`
+	Partitions   int               `json:"partitions"`
+	Lag          map[string]int64  `json:"lagByPartition"`
+	DLQ          map[Reason]uint64 `json:"deadLettersByReason"`
+	LastLoadedAt time.Time         `json:"lastLoadedAt"`
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -128,7 +129,7 @@ func (m *metrics) loaded(b *Batch, took time.Duration, now time.Time) {
 		s.Replays++
 	}
 	s.LastBatch = stored
-	s.LastLoad = took
+	s.LastLoadMs = float64(took) / float64(time.Millisecond)
 	s.LastLoadedAt = now
 	for _, d := range b.Rejected {
 		s.DLQ[d.Rejection.Reason]++

@@ -4,7 +4,7 @@
 
 import { get } from '../api.js';
 import { h, replace, card, message, errorBox, table } from '../dom.js';
-import { count, decimal, percent, ms, nanos, bytes, dateTime } from '../format.js';
+import { count, decimal, percent, ms, bytes, dateTime } from '../format.js';
 import { heading, loader, settle, whose, rangeWords } from './common.js';
 
 const SORTS = [
@@ -48,7 +48,7 @@ function ingestBlock(st, tz) {
       card('ingest-duplicates', 'Duplicates dropped', count(st.duplicates), { value: String(st.duplicates ?? '') }),
       card('ingest-batches', 'Batches', count(st.batches), { value: String(st.batches ?? '') })),
     h('p', { class: 'muted' },
-      `Last batch: ${count(st.lastBatchRecords)} records, loaded in ${nanos(st.lastLoadMs)} at ${dateTime(st.lastLoadedAt, tz)}. `,
+      `Last batch: ${count(st.lastBatchRecords)} records, loaded in ${ms(st.lastLoadMs)} at ${dateTime(st.lastLoadedAt, tz)}. `,
       `${count(st.partitions)} partitions${parts.length ? `; lag by partition: ${parts.map(([p, n]) => `${p}: ${count(n)}`).join(', ')}` : ''}.`,
       st.replays ? ` ${count(st.replays)} replays, ${count(st.loadRetries)} load retries.` : ''));
 }
