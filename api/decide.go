@@ -58,6 +58,16 @@ func (s *Server) MountDecisions(d *DecisionsAPI) {
 	}
 }
 
+// OwnLimits are the limits of apimeter's own API: the caller's plan
+// headers as a call made now would find them (nothing counted, nothing
+// refused — reading one's usage must work when the quota is spent), and
+// the API's own limit per caller (n calls in window, per address
+// without a key), whose 429 carries the plan's headers too.
+func OwnLimits(mw *limits.Middleware, n int, window time.Duration) echo.MiddlewareFunc {
+	protect, report := mw.RateLimit("api", n, window), mw.Report()
+	return func(next echo.HandlerFunc) echo.HandlerFunc { return report(protect(next)) }
+}
+
 // ServiceAuth requires an admin or a service key: the callers that
 // decide and report calls for their tenant.
 func ServiceAuth(keys Authenticator) echo.MiddlewareFunc {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
@@ -32,10 +31,9 @@ func TestOwnAPIReportsPlansAndProtectsItself(t *testing.T) {
 	clock := time.Date(2026, 10, 25, 10, 20, 0, 0, time.UTC) // October: the busiest user is past 1,000
 	lim := limits.New(limits.Config{Usage: ch, Resolver: accounts.New(fx.db), Clock: limits.ClockFunc(func() time.Time { return clock })})
 	mw := lim.Middleware(limits.MiddlewareConfig{Skip: IsAdmin})
-	protect, report := mw.RateLimit("api", 30, time.Minute), mw.Report()
 	srv := New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), nil)
 	srv.MountAnalytics(&Analytics{Query: query.New(fx.db, query.Limits{}), Keys: fx.keys, Limits: lim, Now: func() time.Time { return clock },
-		Enforce: func(next echo.HandlerFunc) echo.HandlerFunc { return protect(report(next)) }})
+		Enforce: OwnLimits(mw, 30, time.Minute)})
 	calls := 0
 	do := func(target, key string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", target, nil)
@@ -88,6 +86,8 @@ func TestOwnAPIReportsPlansAndProtectsItself(t *testing.T) {
 	require.Equal(t, "rate_limit_exceeded", body.Error.Code)
 	require.Equal(t, "api", body.Limit.Name)
 	require.Nil(t, body.Upgrade, "no plan lifts the API's own limit")
+	require.Equal(t, "100", hdr(rec, "X-RateLimit-Limit"), "a 429 carries the plan's headers like every other answer")
+	require.Equal(t, "1000", hdr(rec, "X-Quota-Limit"))
 	// Admins are not held to either.
 	rec = do(BasePath+"/stats", fx.tenantAdminKey)
 	require.Equal(t, http.StatusOK, rec.Code)

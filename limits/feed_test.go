@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -267,4 +268,29 @@ func TestReportedCallsReachEveryReplica(t *testing.T) {
 	usage.add("gina", 10)
 	require.NoError(t, ingesting.CountReported(ctx, spread("gina", 10, clock.Now())))
 	require.Equal(t, []int{80}, thresholds(events))
+}
+
+// RateLimit's t (seconds to reset) is never more than the policy's w.
+func TestRateLimitResetWithinTheWindow(t *testing.T) {
+	a := newApp(t, Config{})
+	a.clock.Set(time.Date(2028, 2, 10, 9, 30, 30, 0, time.UTC)) // mid-slot: the slot leaves at 10:31:00
+	rec := a.call("GET", "/api/things", "acme", "alice")
+	require.Equal(t, http.StatusOK, rec.Code)
+	policies := map[string]int{}
+	for _, p := range rec.Header()["RateLimit-Policy"] {
+		name, rest, _ := strings.Cut(p, ";q=")
+		_, w, _ := strings.Cut(rest, ";w=")
+		n, err := strconv.Atoi(w)
+		require.NoError(t, err)
+		policies[name] = n
+	}
+	require.Len(t, policies, 2)
+	for _, f := range rec.Header()["RateLimit"] {
+		name, rest, _ := strings.Cut(f, ";r=")
+		_, tv, _ := strings.Cut(rest, ";t=")
+		n, err := strconv.Atoi(tv)
+		require.NoError(t, err)
+		require.LessOrEqual(t, n, policies[name], "%s", f)
+	}
+	require.Contains(t, rec.Header()["RateLimit"], `"hourly";r=99;t=3600`)
 }

@@ -347,7 +347,7 @@ func TestReportCountsNothingAndProtectStandsApart(t *testing.T) {
 		require.Equal(t, http.StatusOK, rec.Code, "request %d", i)
 		require.Equal(t, []string{"2"}, rec.Header()[HeaderRemaining], "the plan's hourly limit is shown, not spent")
 		require.Equal(t, []string{"3"}, rec.Header()[HeaderQuotaRemaining])
-		require.Contains(t, rec.Header()[HeaderRateLimit], fmt.Sprintf(`"api";r=%d;t=61`, 4-i)) // a minute and its one-second slot
+		require.Contains(t, rec.Header()[HeaderRateLimit], fmt.Sprintf(`"api";r=%d;t=60`, 4-i)) // a minute and its one-second slot, held to w
 	}
 	rec := a.call("GET", "/read", "acme", "kim")
 	require.Equal(t, http.StatusTooManyRequests, rec.Code)

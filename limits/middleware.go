@@ -217,7 +217,9 @@ func WriteHeaders(h http.Header, d *Decision) {
 		b = append(b, ";r="...)
 		b = strconv.AppendUint(b, rem, 10)
 		b = append(b, ";t="...)
-		b = strconv.AppendInt(b, ceilSeconds(st.Reset.Sub(d.Now)), 10)
+		// t never exceeds w: a window's oldest slot leaves up to one slot
+		// (W/60) after W, which the draft's fields cannot say.
+		b = strconv.AppendInt(b, min(ceilSeconds(st.Reset.Sub(d.Now)), int64(window/time.Second)), 10)
 		limit[i] = span{from, len(b)}
 		if c.Protect {
 			continue

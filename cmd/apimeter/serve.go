@@ -230,8 +230,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	// per caller (API_RATE_LIMIT_MAX_REQUESTS per API_RATE_LIMIT_WINDOW_MS,
 	// per address without a key). Admins are exempt.
 	limitMW := lim.Middleware(limits.MiddlewareConfig{Skip: api.IsAdmin})
-	protect, report := limitMW.RateLimit("api", cfg.RateLimitMaxRequests, cfg.RateLimitWindow), limitMW.Report()
-	ownLimits := func(next echo.HandlerFunc) echo.HandlerFunc { return protect(report(next)) }
+	ownLimits := api.OwnLimits(limitMW, cfg.RateLimitMaxRequests, cfg.RateLimitWindow)
 	srv.MountEvents(prod, ingest.Policy{Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour}, api.ServiceAuth(keys))
 	srv.MountDecisions(&api.DecisionsAPI{Limits: lim, Keys: keys, Route: cfg.Plans.Route})
 	qs := query.New(db, query.Limits{})
