@@ -305,7 +305,8 @@ type SeriesItem struct {
 	Points []Point           `json:"points"`
 }
 
-// Point is one bucket: "time" and a number per metric.
+// Point is one bucket: "time" and a number per metric — null for a rate
+// or latency of a bucket without requests (nothing was measured).
 type Point map[string]any
 
 // MarshalJSON writes a point without reflection ("time" first, then the
@@ -346,10 +347,14 @@ func (p Point) MarshalJSON() ([]byte, error) {
 }
 
 // appendJSONFloat writes a number as encoding/json does (exponent form
-// only for the very small and very large); NaN and infinities, which no
-// metric produces, are written as 0.
+// only for the very small and very large); NaN — a rate or latency of a
+// bucket without requests — is null; infinities, which no metric
+// produces, are 0.
 func appendJSONFloat(b []byte, v float64) []byte {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
+	if math.IsNaN(v) {
+		return append(b, "null"...)
+	}
+	if math.IsInf(v, 0) {
 		return append(b, '0')
 	}
 	abs := math.Abs(v)

@@ -157,3 +157,30 @@ func TestIncidentRoutesMatchTheDocument(t *testing.T) {
 	op = doc["paths"].(map[string]any)["/admin/incidents/{id}/updates"].(map[string]any)["post"].(map[string]any)
 	require.Equal(t, true, op["requestBody"].(map[string]any)["required"])
 }
+
+// A bucket without requests has counts of 0 and no rates or latencies
+// (null), in the series of /time-series, /stats and endpoint analytics.
+func TestEmptyBucketsHaveNoLatency(t *testing.T) {
+	// 1 October 2026: before every fixture record.
+	body := map[string]any{"startDate": "2026-10-01", "endDate": "2026-10-01", "granularity": "hour",
+		"metrics": []string{"requests", "errors", "errorRate", "clientErrorRate", "averageResponseTime", "p95ResponseTime", "maxResponseTime", "responseBytes"}}
+	rec := call(t, "POST", BasePath+"/time-series", fx.userKey, body)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	checkAgainstOpenAPI(t, "POST", BasePath+"/time-series", 200, rec.Body.Bytes())
+	var s struct {
+		Series []struct{ Points []map[string]any } `json:"series"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &s))
+	require.Len(t, s.Series, 1)
+	require.Len(t, s.Series[0].Points, 24)
+	for _, p := range s.Series[0].Points {
+		for _, m := range []string{"requests", "errors", "responseBytes"} {
+			require.Equal(t, 0.0, p[m], "%s at %v", m, p["time"])
+		}
+		for _, m := range []string{"errorRate", "clientErrorRate", "averageResponseTime", "p95ResponseTime", "maxResponseTime"} {
+			v, present := p[m]
+			require.True(t, present, "%s at %v", m, p["time"])
+			require.Nil(t, v, "%s at %v: nothing was measured", m, p["time"])
+		}
+	}
+}

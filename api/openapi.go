@@ -111,7 +111,7 @@ var apiRoutes = []apiRoute{
 			{name: "groupBy", in: "query", typ: "string", enum: []string{"hour", "day", "week", "month"}, desc: "add a series with these buckets"},
 			{name: "limit", in: "query", typ: "integer", desc: "top endpoints, 1-100, default 10"},
 		}), resp: StatsResponse{}},
-	{method: "POST", path: "/time-series", who: "user", summary: "Series of points, gaps filled with zeros", params: pBodyScope, body: SeriesBody{}, resp: SeriesJSON{}},
+	{method: "POST", path: "/time-series", who: "user", summary: "Series of points, every bucket present: counts 0 where nothing happened, rates and latencies null (nothing measured)", params: pBodyScope, body: SeriesBody{}, resp: SeriesJSON{}},
 	{method: "GET", path: "/rate-limit", who: "user", summary: "The hourly limit (a sliding hour) and the plan's endpoint limits, as the limit headers count them", params: pScope, resp: RateLimitResponse{}},
 	{method: "GET", path: "/quota", who: "user", summary: "The quotas of the current billing period, with a forecast of the period's end", params: pScope, resp: []QuotaLimit{}},
 	{method: "GET", path: "/costs", who: "user", summary: "Bills of the current billing period and the ones before it, per endpoint",
@@ -367,6 +367,7 @@ var (
 	durationType = reflect.TypeFor[time.Duration]()
 	rawType      = reflect.TypeFor[json.RawMessage]()
 	listType     = reflect.TypeFor[stringList]()
+	pointType    = reflect.TypeFor[Point]()
 )
 
 var decimalType, moneyType = reflect.TypeOf(decimal.Decimal{}), reflect.TypeOf(plans.Money{})
@@ -381,6 +382,11 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		return map[string]any{"description": "a JSON record or an array of records"}
 	case decimalType, moneyType:
 		return map[string]any{"type": "string", "format": "decimal", "description": "an exact decimal number, such as 12.50"}
+	case pointType:
+		return map[string]any{"type": "object", "required": []string{"time"},
+			"properties": map[string]any{"time": map[string]any{"type": "string", "format": "date-time"}},
+			"additionalProperties": map[string]any{"type": "number", "nullable": true,
+				"description": "a metric's value in the bucket: counts are 0 where nothing happened; rates and latencies are null there (nothing was measured)"}}
 	case listType:
 		return map[string]any{"oneOf": []any{map[string]any{"type": "string"}, map[string]any{"type": "array", "items": map[string]any{"type": "string"}}}}
 	}

@@ -3,5 +3,6 @@
 // records — the cheapest that answers exactly for the granularity, range,
 // time zone, dimensions and metrics asked — cuts buckets in the caller's
 // IANA time zone (days of 23 or 25 hours across DST changes), fills gaps
-// with zeros, and streams exports. Its SQL is in sql/*.sql.
+// (counts 0, rates and latencies NaN: nothing measured), and streams
+// exports. Its SQL is in sql/*.sql.
 package query

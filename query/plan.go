@@ -43,6 +43,17 @@ var Granularities = []Granularity{GrainMinute, GrainHour, GrainDay, GrainWeek, G
 // Metric names a value of a series point or a total.
 type Metric string
 
+// PerRequest says the metric is measured over requests (a rate or a
+// latency): a bucket without requests has no value for it, where counts
+// are 0. Series points hold NaN there; the API writes null.
+func (m Metric) PerRequest() bool {
+	switch m {
+	case ErrorRate, ClientErrorRate, AvgResponseTime, P50ResponseTime, P90ResponseTime, P95ResponseTime, P99ResponseTime, MaxResponseTime:
+		return true
+	}
+	return false
+}
+
 const (
 	Requests        Metric = "requests"
 	Errors          Metric = "errors"       // 5xx

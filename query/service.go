@@ -248,6 +248,9 @@ func (s *Service) Series(ctx context.Context, req SeriesRequest) (*SeriesResult,
 			pt := Point{Time: b, Values: make(map[Metric]float64, len(req.Metrics))}
 			for _, m := range req.Metrics {
 				pt.Values[m] = a.Value(m)
+				if a.Requests == 0 && m.PerRequest() {
+					pt.Values[m] = math.NaN() // nothing measured: a gap, not a zero
+				}
 			}
 			ser.Points = append(ser.Points, pt)
 		}
