@@ -25,7 +25,8 @@ const accountsUsage = `usage:
 An account puts a user on a plan, with the day of the month its billing
 cycle starts (1 by default) and a quota mode (the plan's by default).
 Accounts are managed through a running server's admin API: --url
-(APIMETER_URL, default http://localhost:8080) and an admin key, --key
+(APIMETER_URL, default the address APIMETER_HTTP_ADDR names,
+http://localhost:8080) and an admin key, --key
 (APIMETER_KEY, else APIMETER_ADMIN_KEY). set and delete need a global
 admin's key (tenant *), which names the tenant with --tenant; a tenant
 admin's key reads its own tenant's accounts (get, list). list with a
@@ -52,7 +53,7 @@ func accountsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("accounts "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, accountsUsage) }
-	base := fs.String("url", envOr("APIMETER_URL", "http://localhost:8080"), "server URL")
+	base := fs.String("url", serverURL(), "server URL")
 	key := fs.String("key", envOr("APIMETER_KEY", os.Getenv("APIMETER_ADMIN_KEY")), "admin API key")
 	tenant := fs.String("tenant", "", "tenant id")
 	plan := fs.String("plan", "", "plan name")

@@ -223,3 +223,20 @@ func TestAccountsCLIAsEachRole(t *testing.T) {
 	require.Contains(t, out, `"userId":"u1"`)
 	s.stop(t)
 }
+
+// The admin commands find the server where `serve` listens by the same
+// environment, unless APIMETER_URL says otherwise.
+func TestAdminCommandsFollowTheHTTPAddress(t *testing.T) {
+	for _, c := range []struct{ url, addr, want string }{
+		{"", "", "http://localhost:8080"},
+		{"", "127.0.0.1:9999", "http://127.0.0.1:9999"},
+		{"", ":7000", "http://localhost:7000"},
+		{"", "0.0.0.0:7001", "http://localhost:7001"},
+		{"", "[::1]:7002", "http://[::1]:7002"},
+		{"http://elsewhere:1234", "127.0.0.1:9999", "http://elsewhere:1234"},
+	} {
+		t.Setenv("APIMETER_URL", c.url)
+		t.Setenv("APIMETER_HTTP_ADDR", c.addr)
+		require.Equal(t, c.want, serverURL(), "APIMETER_URL=%q APIMETER_HTTP_ADDR=%q", c.url, c.addr)
+	}
+}

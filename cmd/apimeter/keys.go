@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,7 +24,7 @@ const keysUsage = `usage:
 
 Keys are managed through a running server's admin API (the embedded
 engine admits one process per data directory): --url (APIMETER_URL,
-default http://localhost:8080) and an admin key, --key (APIMETER_KEY,
+default the address APIMETER_HTTP_ADDR names, http://localhost:8080) and an admin key, --key (APIMETER_KEY,
 else APIMETER_ADMIN_KEY).
 `
 
@@ -36,7 +37,7 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, keysUsage) }
-	base := fs.String("url", envOr("APIMETER_URL", "http://localhost:8080"), "server URL")
+	base := fs.String("url", serverURL(), "server URL")
 	key := fs.String("key", envOr("APIMETER_KEY", os.Getenv("APIMETER_ADMIN_KEY")), "admin API key")
 	tenant := fs.String("tenant", "", "tenant id (* for an admin of every tenant)")
 	user := fs.String("user", "", "user id")
@@ -119,6 +120,24 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprint(stderr, keysUsage)
 	return exitCode(2)
+}
+
+// serverURL is where the admin commands find the server: APIMETER_URL,
+// else the address `serve` listens on by the same environment
+// (APIMETER_HTTP_ADDR; a host left out or 0.0.0.0/:: is this machine).
+func serverURL() string {
+	if v := os.Getenv("APIMETER_URL"); v != "" {
+		return v
+	}
+	addr := envOr("APIMETER_HTTP_ADDR", ":8080")
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://localhost:8080"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 func envOr(name, def string) string {
