@@ -184,3 +184,22 @@ func TestEmptyBucketsHaveNoLatency(t *testing.T) {
 		}
 	}
 }
+
+// The document states the rules the decoder enforces on bodies.
+func TestOpenAPIStatesBodyRules(t *testing.T) {
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal([]byte(mustJSON(t, OpenAPI())), &doc))
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	require.NotContains(t, schemas, "", "every component schema has a name")
+	for _, body := range []string{"SeriesBody", "ExportBody", "KeyBody", "AccountBody", "CheckBody", "IncidentUpdateBody", "FiltersJSON"} {
+		s := schemas[body].(map[string]any)
+		require.Equal(t, false, s["additionalProperties"], "%s: unknown fields are refused", body)
+	}
+	check := schemas["CheckBody"].(map[string]any)
+	require.ElementsMatch(t, []any{"endpoint", "method"}, check["required"])
+	cost := check["properties"].(map[string]any)["cost"].(map[string]any)
+	require.EqualValues(t, 1, cost["minimum"])
+	require.EqualValues(t, MaxCost, cost["maximum"])
+	// And the server holds to them: an unknown field, a missing method.
+	callJSON(t, "POST", BasePath+"/limits/check", adminKey, map[string]any{"tenantId": fx.tenant, "userId": "u", "endpoint": "/x"}, 400, nil)
+}

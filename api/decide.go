@@ -92,9 +92,9 @@ type CheckBody struct {
 	TenantID string `json:"tenantId,omitempty"`
 	UserID   string `json:"userId,omitempty"`
 	APIKey   string `json:"apiKey,omitempty"`
-	Endpoint string `json:"endpoint"`
-	Method   string `json:"method"`
-	Cost     *int64 `json:"cost,omitempty"`
+	Endpoint string `json:"endpoint" openapi:"required"`
+	Method   string `json:"method" openapi:"required"`
+	Cost     *int64 `json:"cost,omitempty" minimum:"1" maximum:"1000000"`
 	DryRun   bool   `json:"dryRun,omitempty"`
 }
 

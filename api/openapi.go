@@ -415,6 +415,18 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		return map[string]any{}
 	case reflect.Struct:
 		name := t.Name()
+		if name == "" { // an anonymous struct: inline, it has no name to share
+			props, required := map[string]any{}, []string{}
+			g.fields(t, props, &required)
+			def := map[string]any{"type": "object", "properties": props}
+			if len(required) > 0 {
+				def["required"] = required
+			}
+			if g.request {
+				def["additionalProperties"] = false
+			}
+			return def
+		}
 		if _, done := g.defs[name]; !done {
 			g.defs[name] = nil // break cycles
 			props, required := map[string]any{}, []string{}
@@ -422,6 +434,9 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 			def := map[string]any{"type": "object", "properties": props}
 			if len(required) > 0 {
 				def["required"] = required
+			}
+			if g.request { // request bodies are decoded refusing unknown fields
+				def["additionalProperties"] = false
 			}
 			g.defs[name] = def
 		}
@@ -452,6 +467,15 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]str
 			name = f.Name
 		}
 		props[name] = g.schema(f.Type)
+		for _, bound := range []string{"minimum", "maximum"} {
+			if v := f.Tag.Get(bound); v != "" {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					panic(fmt.Sprintf("openapi: %s.%s: %s %q", t.Name(), name, bound, v))
+				}
+				props[name].(map[string]any)[bound] = n
+			}
+		}
 		if d, ok := fieldDocs[t.Name()+"."+name]; ok {
 			p := props[name].(map[string]any)
 			if _, ref := p["$ref"]; ref {
@@ -460,7 +484,8 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]str
 			}
 			p["description"] = d
 		}
-		if !g.request && !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
+		if g.request && f.Tag.Get("openapi") == "required" ||
+			!g.request && !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
 			*required = append(*required, name)
 		}
 	}
