@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -202,4 +203,48 @@ func TestOpenAPIStatesBodyRules(t *testing.T) {
 	require.EqualValues(t, MaxCost, cost["maximum"])
 	// And the server holds to them: an unknown field, a missing method.
 	callJSON(t, "POST", BasePath+"/limits/check", adminKey, map[string]any{"tenantId": fx.tenant, "userId": "u", "endpoint": "/x"}, 400, nil)
+}
+
+// Every bounded query parameter the document states is held to by the
+// server: its bounds pass, one past them is a 400.
+func TestDocumentedBoundsAreEnforced(t *testing.T) {
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal([]byte(mustJSON(t, OpenAPI())), &doc))
+	checked := 0
+	for path, item := range doc["paths"].(map[string]any) {
+		op, ok := item.(map[string]any)["get"].(map[string]any)
+		if !ok || strings.Contains(path, "{") {
+			continue
+		}
+		ps, _ := op["parameters"].([]any)
+		for _, p := range ps {
+			p := p.(map[string]any)
+			sch := p["schema"].(map[string]any)
+			lo, hasLo := sch["minimum"].(float64)
+			hi, hasHi := sch["maximum"].(float64)
+			if !hasLo || !hasHi {
+				continue
+			}
+			target := func(v float64) string {
+				return BasePath + path + "?startDate=2026-10-23&endDate=2026-10-24&" + p["name"].(string) + "=" + strconv.FormatFloat(v, 'f', -1, 64)
+			}
+			key := adminKey // a user's own usage for the routes a user key reads
+			if roles, _ := op["x-roles"].([]any); len(roles) > 0 && roles[0] == "user key" {
+				key = fx.userKey
+			}
+			if call(t, "GET", target(lo), key, nil).Code == http.StatusNotFound {
+				continue // a route this fixture does not mount
+			}
+			for _, v := range []float64{lo, hi} {
+				rec := call(t, "GET", target(v), key, nil)
+				require.Equal(t, http.StatusOK, rec.Code, "%s: %s", target(v), rec.Body.String())
+			}
+			for _, v := range []float64{lo - 1, hi + 1} {
+				rec := call(t, "GET", target(v), key, nil)
+				require.Equal(t, http.StatusBadRequest, rec.Code, "%s: %s", target(v), rec.Body.String())
+			}
+			checked++
+		}
+	}
+	require.GreaterOrEqual(t, checked, 4, "stats, costs, top-users and dimensions")
 }

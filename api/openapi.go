@@ -48,6 +48,8 @@ type apiParam struct {
 	name, in, desc, typ string
 	required            bool
 	enum                []string
+	// min and max bound an integer parameter (both 0: unbounded).
+	min, max int64
 }
 
 // dateRule is the span every date and time of a request is held to
@@ -109,13 +111,13 @@ var apiRoutes = []apiRoute{
 	{method: "GET", path: "/stats", who: "user", summary: "Totals, status classes, top endpoints and an optional series",
 		params: params(pRange, pScope, pFilters, []apiParam{
 			{name: "groupBy", in: "query", typ: "string", enum: []string{"hour", "day", "week", "month"}, desc: "add a series with these buckets"},
-			{name: "limit", in: "query", typ: "integer", desc: "top endpoints, 1-100, default 10"},
+			{name: "limit", in: "query", typ: "integer", min: 1, max: 100, desc: "top endpoints, 1-100, default 10"},
 		}), resp: StatsResponse{}},
 	{method: "POST", path: "/time-series", who: "user", summary: "Series of points, every bucket present: counts 0 where nothing happened, rates and latencies null (nothing measured)", params: pBodyScope, body: SeriesBody{}, resp: SeriesJSON{}},
 	{method: "GET", path: "/rate-limit", who: "user", summary: "The hourly limit (a sliding hour) and the plan's endpoint limits, as the limit headers count them", params: pScope, resp: RateLimitResponse{}},
 	{method: "GET", path: "/quota", who: "user", summary: "The quotas of the current billing period, with a forecast of the period's end", params: pScope, resp: []QuotaLimit{}},
 	{method: "GET", path: "/costs", who: "user", summary: "Bills of the current billing period and the ones before it, per endpoint",
-		params: params(pScope, []apiParam{{name: "periods", in: "query", typ: "integer", desc: "how many periods, 1-24, default 3"}}), resp: CostsResponse{}},
+		params: params(pScope, []apiParam{{name: "periods", in: "query", typ: "integer", min: 1, max: 24, desc: "how many periods, 1-24, default 3"}}), resp: CostsResponse{}},
 	{method: "GET", path: "/sla", who: "user", summary: "A month's attainment of the service-level objectives per objective, tenant and indicator: error budgets, burn rates, worst hours",
 		params: params(pScope, []apiParam{
 			{name: "month", in: "query", typ: "string", desc: fmt.Sprintf("YYYY-MM, %d-01 to %d-12, not after the current month; default the current month in timezone", schema.FirstYear, schema.LastYear)},
@@ -131,11 +133,11 @@ var apiRoutes = []apiRoute{
 	{method: "GET", path: "/top-users", who: "admin", summary: "Users ranked by requests, errors, response time or bytes",
 		params: params(pRange, pScope[:1], pFilters, []apiParam{
 			{name: "sortBy", in: "query", typ: "string", enum: []string{"requests", "errors", "responseTime", "bytes"}},
-			{name: "limit", in: "query", typ: "integer", desc: "1-1000, default 10"},
+			{name: "limit", in: "query", typ: "integer", min: 1, max: 1000, desc: "1-1000, default 10"},
 		}), resp: TopUsersResponse{}},
 	{method: "GET", path: "/dimensions", who: "user", summary: "The declared custom dimensions: busiest values, distinct values kept, requests folded past the cap or invalid (whole UTC hours)",
 		params: params(pRange, pScope, []apiParam{
-			{name: "limit", in: "query", typ: "integer", desc: "values per dimension, 1-100, default 10"},
+			{name: "limit", in: "query", typ: "integer", min: 1, max: 100, desc: "values per dimension, 1-100, default 10"},
 		}), resp: DimensionsResponse{}},
 	{method: "GET", path: "/system-metrics", who: "admin", summary: "Traffic, active users and endpoints; for global admins also ingest, dead letters and storage",
 		params: pScope, resp: SystemMetrics{}},
@@ -158,7 +160,7 @@ var apiRoutes = []apiRoute{
 		params: []apiParam{{name: "userId", in: "path", typ: "string", required: true}, {name: "tenantId", in: "query", typ: "string", desc: "global admins: the account's tenant (required)"}}, status: http.StatusNoContent},
 	{method: "GET", path: "/admin/incidents", who: "global", summary: "Incidents, newest first (global admins)",
 		params: []apiParam{{name: "status", in: "query", typ: "string", enum: []string{"open", "investigating", "identified", "monitoring", "resolved"}},
-			{name: "limit", in: "query", typ: "integer", desc: "1-1000, default 100"}}, resp: IncidentList{}},
+			{name: "limit", in: "query", typ: "integer", min: 1, max: 1000, desc: "1-1000, default 100"}}, resp: IncidentList{}},
 	{method: "GET", path: "/admin/incidents/{id}", who: "global", summary: "An incident with its timeline (global admins)",
 		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, resp: monitor.Incident{}},
 	{method: "POST", path: "/admin/incidents/{id}/updates", who: "global", summary: "Add a timeline entry, optionally with a new status (global admins)",
@@ -166,7 +168,7 @@ var apiRoutes = []apiRoute{
 	{method: "POST", path: "/admin/incidents/{id}/resolve", who: "global", summary: "Resolve an incident by hand (global admins)",
 		params: []apiParam{{name: "id", in: "path", typ: "string", required: true}}, body: IncidentUpdateBody{}, bodyOptional: true, resp: monitor.Incident{}},
 	{method: "GET", path: "/admin/jobs", who: "global", summary: "Background jobs, their next runs and recent runs (global admins)",
-		params: []apiParam{{name: "job", in: "query", typ: "string", desc: "one job's runs"}, {name: "limit", in: "query", typ: "integer", desc: "1-1000, default 50"}}, resp: JobsResponse{}},
+		params: []apiParam{{name: "job", in: "query", typ: "string", desc: "one job's runs"}, {name: "limit", in: "query", typ: "integer", min: 1, max: 1000, desc: "1-1000, default 50"}}, resp: JobsResponse{}},
 	{method: "POST", path: "/admin/jobs/{name}/run", who: "global", summary: "Run a job now on this replica (global admins)",
 		params: []apiParam{{name: "name", in: "path", typ: "string", required: true}}, resp: JobRunResponse{}},
 	{method: "GET", path: "/openapi.json", who: "public", summary: "This document"},
@@ -240,6 +242,9 @@ func OpenAPI() map[string]any {
 			sch := map[string]any{"type": p.typ}
 			if p.enum != nil {
 				sch["enum"] = p.enum
+			}
+			if p.max > 0 {
+				sch["minimum"], sch["maximum"] = p.min, p.max
 			}
 			ps = append(ps, map[string]any{"name": p.name, "in": p.in, "required": p.required, "description": p.desc, "schema": sch})
 		}
