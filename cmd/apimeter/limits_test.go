@@ -90,7 +90,8 @@ func usageRecord(id, tenant, user, decision string, at time.Time) []byte {
 // and a decision for that user is refused.
 func TestQuotaNoticeFromKafkaRecords(t *testing.T) {
 	s := startLimitsServer(t)
-	const tenant, user = "acme", "kafka-free-user"
+	// api-usage-events outlives a test on a shared broker: a user of its own.
+	tenant, user := "acme", fmt.Sprintf("kafka-free-user-%d", time.Now().UnixNano())
 	now := time.Now()
 	var msgs []kafka.Message
 	for i := range 850 {
