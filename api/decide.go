@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,6 +29,7 @@ type DecisionsAPI struct {
 	// endpoint limits and analytics use (/api/users/:id). Default: the
 	// default plans' rule (numeric, UUID and other id segments → :id).
 	Route func(path string) string
+	log   *slog.Logger
 }
 
 // ForwardAuthMethods are the methods the gateway check answers: gateways
@@ -51,6 +53,7 @@ func (s *Server) MountDecisions(d *DecisionsAPI) {
 	if d.Route == nil {
 		d.Route = plans.DefaultPlans().Route
 	}
+	d.log = s.log
 	g := s.echo.Group(BasePath + "/limits")
 	g.POST("/check", d.check, ServiceAuth(d.Keys))
 	for _, m := range ForwardAuthMethods {
@@ -233,7 +236,7 @@ func limitsUnavailable() *Error {
 }
 
 func (d *DecisionsAPI) logFailure(c echo.Context, err error) {
-	c.Logger().Warnf("limits backend failed: %v", err)
+	d.log.Warn("limits backend failed", "route", c.Path(), "err", err)
 }
 
 // checkCall checks a call's endpoint and method.

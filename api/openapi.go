@@ -421,33 +421,29 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 	case reflect.Struct:
 		name := t.Name()
 		if name == "" { // an anonymous struct: inline, it has no name to share
-			props, required := map[string]any{}, []string{}
-			g.fields(t, props, &required)
-			def := map[string]any{"type": "object", "properties": props}
-			if len(required) > 0 {
-				def["required"] = required
-			}
-			if g.request {
-				def["additionalProperties"] = false
-			}
-			return def
+			return g.object(t)
 		}
 		if _, done := g.defs[name]; !done {
 			g.defs[name] = nil // break cycles
-			props, required := map[string]any{}, []string{}
-			g.fields(t, props, &required)
-			def := map[string]any{"type": "object", "properties": props}
-			if len(required) > 0 {
-				def["required"] = required
-			}
-			if g.request { // request bodies are decoded refusing unknown fields
-				def["additionalProperties"] = false
-			}
-			g.defs[name] = def
+			g.defs[name] = g.object(t)
 		}
 		return map[string]any{"$ref": "#/components/schemas/" + name}
 	}
 	return map[string]any{}
+}
+
+// object is the schema of a struct's fields.
+func (g *schemaGen) object(t reflect.Type) map[string]any {
+	props, required := map[string]any{}, []string{}
+	g.fields(t, props, &required)
+	def := map[string]any{"type": "object", "properties": props}
+	if len(required) > 0 {
+		def["required"] = required
+	}
+	if g.request { // request bodies are decoded refusing unknown fields
+		def["additionalProperties"] = false
+	}
+	return def
 }
 
 func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]string) {

@@ -73,6 +73,17 @@ func (r *Redis) key(k Key) string {
 	return r.prefix + "{" + k.Tenant + "|" + k.User + "}:" + k.Policy
 }
 
+// scriptNow starts a script that takes the time from ARGV[1] (µs), or
+// from Redis' TIME when it is "".
+const scriptNow = `
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[1])
+end`
+
 // takeScript: KEYS are the checks' counters. ARGV[1] is the time in µs
 // ("" for Redis' clock), ARGV[2] the cost, then five values per check:
 // kind (w: sliding window, q: quota), limit, soft (1/0), the slot width
@@ -81,14 +92,7 @@ func (r *Redis) key(k Key) string {
 // period (p) and the count (u). It answers {allowed, now, then per
 // check: used, state (0 denied, 1 admitted, 2 unseeded), reset µs,
 // retry µs}.
-var takeScript = redis.NewScript(`
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
-end
+var takeScript = redis.NewScript(scriptNow + `
 local cost = tonumber(ARGV[2])
 local ok = 1
 local out = {}
@@ -254,14 +258,7 @@ func (r *Redis) Raise(ctx context.Context, k Key, period, periodEnd time.Time, u
 // in µs (w) or the period's start in µs (q), the period's end in µs (q;
 // 0 for w) and the key's time to live in ms. It answers per check:
 // used, seeded (1/0), reset µs.
-var countScript = redis.NewScript(`
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
-end
+var countScript = redis.NewScript(scriptNow + `
 local at = math.min(tonumber(ARGV[2]), now)
 local cost = tonumber(ARGV[3])
 local out = {}
@@ -318,10 +315,23 @@ func (r *Redis) Count(ctx context.Context, now time.Time, items []Counted) error
 	if r.ClientClock {
 		clock = strconv.FormatInt(now.UnixMicro(), 10)
 	}
-	// The script is loaded once, then called by its digest.
-	if err := countScript.Load(ctx, r.client).Err(); err != nil {
+	cmds, err := r.countPipelined(ctx, clock, items)
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		// Called by its digest: Redis loads it once (and again after a
+		// restart of the server), not on every call.
+		if err := countScript.Load(ctx, r.client).Err(); err != nil {
+			return err
+		}
+		cmds, err = r.countPipelined(ctx, clock, items)
+	}
+	if err != nil {
 		return err
 	}
+	return r.countStates(cmds, items)
+}
+
+// countPipelined sends one count script call per item, in one pipeline.
+func (r *Redis) countPipelined(ctx context.Context, clock string, items []Counted) ([]*redis.Cmd, error) {
 	pipe := r.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(items))
 	for i := range items {
@@ -340,9 +350,12 @@ func (r *Redis) Count(ctx context.Context, now time.Time, items []Counted) error
 		}
 		cmds[i] = countScript.EvalSha(ctx, pipe, keys, args...)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return err
-	}
+	_, err := pipe.Exec(ctx)
+	return cmds, err
+}
+
+// countStates reads the answers of a count pipeline into items.
+func (r *Redis) countStates(cmds []*redis.Cmd, items []Counted) error {
 	for i, cmd := range cmds {
 		it := &items[i]
 		res, err := cmd.StringSlice()
